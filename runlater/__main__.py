@@ -1,0 +1,5 @@
+import sys
+
+from runlater.cli import main
+
+sys.exit(main())

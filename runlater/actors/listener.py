@@ -1,0 +1,80 @@
+"""Listener: one dedicated connection LISTENing; NOTIFYs become ``Wake`` hints in trio channels.
+
+Mailbox: none. Emits: ``Wake`` to the mailboxes routed for each Postgres channel
+(``runlater_executions`` → PoolManager, ``runlater_tasks`` → Scheduler). A pooled connection
+would be reset (UNLISTEN *) on release, so this one is its own. When the connection drops it
+reconnects with backoff and then wakes everyone (notifications sent meanwhile are lost; the
+hint makes the receivers look at the database instead). Runs on every node. A crash costs
+latency only: receivers poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from runlater.actors.backoff import Backoff
+from runlater.actors.messages import Wake, hint
+from runlater.errors import StoreUnavailable
+from runlater.store import bridge
+
+log = logging.getLogger("runlater.actors.listener")
+
+HEALTH_CHECK_S = 10.0
+
+
+class Listener:
+    def __init__(self, dsn: str, routes: dict[str, list[trio.MemorySendChannel[Any]]]) -> None:
+        self.dsn = dsn
+        self.routes = routes
+        self.connected = trio.Event()
+        self.reconnects = 0
+
+    def _wake_all(self, reason: str) -> None:
+        for channels in self.routes.values():
+            for channel in channels:
+                hint(channel, Wake(reason))
+
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        # Called on the asyncio side, which trio-asyncio runs inside this trio thread.
+        for target in self.routes.get(channel, ()):
+            hint(target, Wake(f"notify {channel} {payload}".rstrip()))
+
+    async def run_once(self) -> None:
+        """Connect, listen until the connection is lost; raises StoreUnavailable then."""
+        conn = await bridge.connect(self.dsn)
+        lost = trio.Event()
+        try:
+            conn.add_termination_listener(lambda _c: lost.set())
+            for channel in self.routes:
+                await bridge.call(conn.add_listener, channel, self._on_notify)
+            self.connected.set()
+            self._wake_all("listener connected")
+            while not lost.is_set():
+                with trio.move_on_after(HEALTH_CHECK_S):
+                    await lost.wait()
+                if not lost.is_set():
+                    await bridge.call(conn.fetchval, "select 1")  # detects a dead socket
+            raise StoreUnavailable("listener connection lost")
+        finally:
+            self.connected = trio.Event()
+            with trio.CancelScope(shield=True):
+                if not conn.is_closed():
+                    try:
+                        await bridge.call(conn.close, timeout=2)
+                    except StoreUnavailable:
+                        conn.terminate()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        backoff = Backoff(initial_s=0.1, max_s=5.0)
+        while True:
+            try:
+                await self.run_once()
+            except StoreUnavailable as exc:
+                delay = backoff.next_delay_s()
+                self.reconnects += 1
+                log.warning("actor=listener disconnected retry_in_s=%.2f error=%s", delay, exc)
+                await trio.sleep(delay)

@@ -1,0 +1,221 @@
+"""PoolManager: keeps between ``min_workers`` and ``max_workers`` Workers busy with due work.
+
+Mailbox: ``Wake`` hints — an execution was inserted (NOTIFY via the Listener), a worker
+finished one, the Listener reconnected. Also polls every ``poll_interval_s`` and sleeps exactly
+until the next pending execution is due. Claims only as many executions as it has free worker
+slots (each claimed lease must not run out while the row waits), in one round trip, and hands
+them to workers over an unbuffered channel; workers are spawned on demand and exit when idle.
+Outcomes are written in batches by the Recorder (group commit: one round trip for many).
+Runs on every node. On crash or shutdown it writes what it has recorded in memory and hands
+unfinished leases straight back to ``pending``; anything it cannot reach is rescued after the
+lease expires — nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import trio
+
+from runlater.actors.backoff import Backoff
+from runlater.actors.messages import Wake, hint
+from runlater.actors.worker import Worker, WorkerResult
+from runlater.config import Settings
+from runlater.delivery.client import Deliverer
+from runlater.errors import StoreError, StoreUnavailable
+from runlater.store.postgres import Store
+from runlater.store.records import ClaimedExecution, Outcome
+
+log = logging.getLogger("runlater.actors.pool")
+
+RECORD_BATCH = 500
+SHUTDOWN_FLUSH_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResult:
+    claimed: int
+    free_slots: int
+    due_in_s: float | None
+    workers: int
+
+
+class Recorder:
+    """Writes outcomes in batches; retries while the database is unavailable."""
+
+    def __init__(
+        self,
+        store: Store,
+        outcomes: trio.MemoryReceiveChannel[Outcome],
+        unrecorded: dict[UUID, UUID],
+    ) -> None:
+        self.store = store
+        self.outcomes = outcomes
+        self.unrecorded = unrecorded
+
+    def _take_available(self, first: Outcome | None) -> list[Outcome]:
+        batch = [first] if first is not None else []
+        while len(batch) < RECORD_BATCH:
+            try:
+                batch.append(self.outcomes.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return batch
+
+    async def write(self, batch: list[Outcome]) -> None:
+        await self.store.complete(batch)
+        for outcome in batch:
+            self.unrecorded.pop(outcome.execution_id, None)
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        async for first in self.outcomes:
+            batch = self._take_available(first)
+            while True:
+                try:
+                    await self.write(batch)
+                    backoff.reset()
+                    break
+                except StoreUnavailable as exc:
+                    log.warning("actor=pool recorder waiting for database error=%s", exc)
+                    await backoff.wait()
+
+    async def flush_remaining(self) -> None:
+        batch = self._take_available(None)
+        if batch:
+            await self.write(batch)
+
+
+class PoolManager:
+    def __init__(
+        self,
+        store: Store,
+        deliverer: Deliverer,
+        settings: Settings,
+        *,
+        node: str,
+        mailbox: trio.MemoryReceiveChannel[Any],
+        wake: trio.MemorySendChannel[Any],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.node = node
+        self.mailbox = mailbox
+        self._wake = wake
+        self.worker = Worker(store, deliverer, node=node, lease_margin_s=settings.lease_margin_s)
+        self.workers = 0
+        self._in_flight: dict[UUID, UUID] = {}  # claimed and not yet delivered
+        self._unrecorded: dict[UUID, UUID] = {}  # claimed and outcome not yet written
+
+    @property
+    def free_slots(self) -> int:
+        return self.settings.max_workers - len(self._in_flight)
+
+    async def run_once(self) -> WorkerResult:
+        """Claim what fits into the free slots now, deliver it, record it (tests drive this)."""
+        return await self.worker.run_once(limit=self.free_slots)
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        work_send, work_recv = trio.open_memory_channel[ClaimedExecution](0)
+        record_send, record_recv = trio.open_memory_channel[Outcome](self.settings.max_workers)
+        recorder = Recorder(self.store, record_recv, self._unrecorded)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(recorder.run)
+
+                def spawn() -> None:
+                    self.workers += 1
+                    nursery.start_soon(self._worker_loop, work_recv, record_send)
+
+                for _ in range(self.settings.min_workers):
+                    spawn()
+                task_status.started()
+                backoff = Backoff()
+                while True:
+                    try:
+                        result = await self._tick(work_send, spawn)
+                        backoff.reset()
+                        wait_s = self._wait_s(result)
+                    except StoreUnavailable as exc:
+                        wait_s = backoff.next_delay_s()
+                        log.warning(
+                            "actor=pool database unavailable retry_in_s=%.2f error=%s", wait_s, exc
+                        )
+                    await self._sleep_or_wake(wait_s)
+        finally:
+            await self._hand_back(recorder)
+
+    async def _tick(
+        self, work_send: trio.MemorySendChannel[ClaimedExecution], spawn: Any
+    ) -> PoolResult:
+        free = self.free_slots
+        if free <= 0:
+            return PoolResult(0, 0, None, self.workers)
+        batch, due_in = await self.store.claim(free, self.node, self.settings.lease_margin_s)
+        for claimed in batch:
+            self._in_flight[claimed.id] = claimed.lease_token
+            self._unrecorded[claimed.id] = claimed.lease_token
+        for claimed in batch:
+            if self.workers < min(self.settings.max_workers, len(self._in_flight)):
+                spawn()
+            await work_send.send(claimed)
+        return PoolResult(len(batch), free, due_in, self.workers)
+
+    def _wait_s(self, result: PoolResult) -> float:
+        poll = self.settings.poll_interval_s
+        if result.free_slots and result.claimed == result.free_slots:
+            return 0.0  # a full batch: there may be more
+        if result.due_in_s is not None:
+            return max(0.0, min(poll, result.due_in_s))
+        return poll
+
+    async def _sleep_or_wake(self, wait_s: float) -> None:
+        if wait_s <= 0:
+            await trio.lowlevel.checkpoint()
+            return
+        with trio.move_on_after(wait_s):
+            await self.mailbox.receive()
+        while True:  # coalesce every hint that queued up meanwhile
+            try:
+                self.mailbox.receive_nowait()
+            except trio.WouldBlock:
+                return
+
+    async def _worker_loop(
+        self,
+        work: trio.MemoryReceiveChannel[ClaimedExecution],
+        record: trio.MemorySendChannel[Outcome],
+    ) -> None:
+        def done(claimed: ClaimedExecution) -> None:
+            self._in_flight.pop(claimed.id, None)
+            hint(self._wake, Wake("worker finished"))
+
+        try:
+            await self.worker.run(
+                work,
+                record,
+                idle_s=self.settings.worker_idle_s,
+                may_exit=lambda: self.workers > self.settings.min_workers,
+                on_done=done,
+            )
+        finally:
+            self.workers -= 1
+
+    async def _hand_back(self, recorder: Recorder) -> None:
+        """Write finished outcomes and release unfinished leases, briefly and shielded."""
+        with trio.move_on_after(SHUTDOWN_FLUSH_S) as scope:
+            scope.shield = True
+            try:
+                await recorder.flush_remaining()
+                leases = list(self._unrecorded.items())
+                released = await self.store.release_leases(leases)
+                if released:
+                    await self.store.notify_executions()
+                    log.info("actor=pool released unfinished leases count=%d", released)
+                self._unrecorded.clear()
+                self._in_flight.clear()
+            except StoreError as exc:
+                log.warning("actor=pool could not hand back leases (rescuer will) error=%s", exc)

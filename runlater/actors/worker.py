@@ -1,0 +1,110 @@
+"""Worker: delivers executions and turns each attempt into a recorded outcome.
+
+Mailbox: none of its own. Under the PoolManager a worker receives ``ClaimedExecution`` items on
+the pool's work channel and exits when it has been idle for ``idle_s`` (while the pool has more
+than its minimum). Emits: an ``Outcome`` per execution to the pool's recorder, and a ``Wake`` to
+the pool when it finishes one. Runs on every node. A crash loses only the attempt in hand: its
+lease expires and the rescuer puts the execution back to ``pending`` (at-least-once).
+
+``run_once()`` claims a batch itself, delivers it and records the outcomes directly: the
+deterministic path tests drive.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from runlater.delivery.client import Attempt, Deliverer
+from runlater.delivery.retry import retry_delay_s
+from runlater.store.postgres import Store
+from runlater.store.records import ClaimedExecution, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    claimed: int
+    succeeded: int
+    failed: int
+    recorded: int
+
+
+def outcome_of(
+    claimed: ClaimedExecution, attempt: Attempt, rng: random.Random | None = None
+) -> Outcome:
+    retry_after = (attempt.response_headers or {}).get("retry-after")
+    return Outcome(
+        execution_id=claimed.id,
+        lease_token=claimed.lease_token,
+        status=attempt.status,
+        status_code=attempt.status_code,
+        duration_ms=attempt.duration_ms,
+        response_body=attempt.response_body,
+        error_message=attempt.error,
+        request_headers=attempt.request_headers,
+        response_headers=attempt.response_headers,
+        retry_in_s=retry_delay_s(
+            schedule_type=claimed.schedule_type,
+            attempt=claimed.attempt,
+            retry_attempts=claimed.retry_attempts,
+            status=attempt.status,
+            status_code=attempt.status_code,
+            retry_after=retry_after,
+            rng=rng,
+        ),
+    )
+
+
+class Worker:
+    def __init__(
+        self, store: Store, deliverer: Deliverer, *, node: str, lease_margin_s: float
+    ) -> None:
+        self.store = store
+        self.deliverer = deliverer
+        self.node = node
+        self.lease_margin_s = lease_margin_s
+
+    async def handle(self, claimed: ClaimedExecution) -> Outcome:
+        return outcome_of(claimed, await self.deliverer.deliver(claimed))
+
+    async def run(
+        self,
+        work: trio.MemoryReceiveChannel[ClaimedExecution],
+        record: trio.MemorySendChannel[Outcome],
+        *,
+        idle_s: float,
+        may_exit: Callable[[], bool],
+        on_done: Callable[[ClaimedExecution], None],
+    ) -> None:
+        """Serve the pool until idle for ``idle_s`` while ``may_exit()`` is true, or closed."""
+        while True:
+            with trio.move_on_after(idle_s) as idle:
+                try:
+                    claimed = await work.receive()
+                except trio.EndOfChannel:
+                    return
+            if idle.cancelled_caught:
+                if may_exit():
+                    return
+                continue
+            outcome = await self.handle(claimed)
+            await record.send(outcome)
+            on_done(claimed)
+
+    async def run_once(self, limit: int = 1) -> WorkerResult:
+        """Claim up to ``limit`` due executions, deliver them concurrently, record outcomes."""
+        batch, _ = await self.store.claim(limit, self.node, self.lease_margin_s)
+        outcomes: list[Outcome] = []
+
+        async def one(claimed: ClaimedExecution) -> None:
+            outcomes.append(await self.handle(claimed))
+
+        async with trio.open_nursery() as nursery:
+            for claimed in batch:
+                nursery.start_soon(one, claimed)
+        recorded, _ = await self.store.complete(outcomes)
+        ok = sum(1 for o in outcomes if o.status == "success")
+        return WorkerResult(len(batch), ok, len(outcomes) - ok, recorded)

@@ -1,0 +1,132 @@
+"""Settings read from ``RUNLATER_*`` environment variables, validated once at start.
+
+CLI flags override the environment (see ``runlater.cli``). Units are part of the names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from runlater.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a node needs to know about its environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str | None = None
+    data_dir: Path | None = None
+    base_url: str | None = None
+    allow_private_targets: bool = False
+    rate_limit_per_key: int = 600
+    rate_limit_per_ip: int = 1200
+    min_workers: int = 2
+    max_workers: int = 50
+    misfire_grace_s: float = 300.0
+    restart_max: int = 5
+    restart_window_s: float = 30.0
+    lease_margin_s: float = 15.0
+    leader_lease_s: float = 10.0
+    leader_renew_s: float = 3.0
+    rescue_interval_s: float = 5.0
+    poll_interval_s: float = 1.0
+    worker_idle_s: float = 30.0
+    db_pool_size: int = 10
+    node_name: str = ""
+
+    @property
+    def public_base_url(self) -> str:
+        return self.base_url or f"http://{self.host}:{self.port}"
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _parse_number(name: str, raw: str, kind: type, minimum: float) -> int | float:
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+# variable suffix -> (field, parser kind, minimum)
+_NUMBERS: dict[str, tuple[str, type, float]] = {
+    "PORT": ("port", int, 0),
+    "RATE_LIMIT_PER_KEY": ("rate_limit_per_key", int, 0),
+    "RATE_LIMIT_PER_IP": ("rate_limit_per_ip", int, 0),
+    "MIN_WORKERS": ("min_workers", int, 0),
+    "MAX_WORKERS": ("max_workers", int, 1),
+    "MISFIRE_GRACE_S": ("misfire_grace_s", float, 0),
+    "RESTART_MAX": ("restart_max", int, 0),
+    "RESTART_WINDOW_S": ("restart_window_s", float, 0.1),
+    "LEASE_MARGIN_S": ("lease_margin_s", float, 0.5),
+    "LEADER_LEASE_S": ("leader_lease_s", float, 1),
+    "LEADER_RENEW_S": ("leader_renew_s", float, 0.1),
+    "RESCUE_INTERVAL_S": ("rescue_interval_s", float, 0.1),
+    "POLL_INTERVAL_S": ("poll_interval_s", float, 0.01),
+    "WORKER_IDLE_S": ("worker_idle_s", float, 0.1),
+    "DB_POOL_SIZE": ("db_pool_size", int, 2),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build validated settings from the environment; keyword ``overrides`` (CLI flags) win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+
+    def get(suffix: str) -> str | None:
+        raw = env.get(f"RUNLATER_{suffix}")
+        return raw if raw is not None and raw.strip() != "" else None
+
+    for suffix, field in (
+        ("HOST", "host"),
+        ("DATABASE_URL", "database_url"),
+        ("BASE_URL", "base_url"),
+        ("NODE_NAME", "node_name"),
+    ):
+        if (raw := get(suffix)) is not None:
+            values[field] = raw.strip()
+    if (raw := get("DATA_DIR")) is not None:
+        values["data_dir"] = Path(raw).expanduser()
+    if (raw := get("ALLOW_PRIVATE_TARGETS")) is not None:
+        values["allow_private_targets"] = _parse_bool("RUNLATER_ALLOW_PRIVATE_TARGETS", raw)
+    for suffix, (field, kind, minimum) in _NUMBERS.items():
+        if (raw := get(suffix)) is not None:
+            values[field] = _parse_number(f"RUNLATER_{suffix}", raw, kind, minimum)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.port > 65535:
+        raise ConfigError(f"RUNLATER_PORT must be a TCP port (0-65535), got {settings.port}")
+    if settings.min_workers > settings.max_workers:
+        raise ConfigError(
+            f"RUNLATER_MIN_WORKERS ({settings.min_workers}) exceeds "
+            f"RUNLATER_MAX_WORKERS ({settings.max_workers})"
+        )
+    if settings.leader_renew_s >= settings.leader_lease_s:
+        raise ConfigError("RUNLATER_LEADER_RENEW_S must be shorter than RUNLATER_LEADER_LEASE_S")
+    if settings.database_url and not settings.database_url.startswith(
+        ("postgres://", "postgresql://")
+    ):
+        raise ConfigError("RUNLATER_DATABASE_URL must start with postgresql:// or postgres://")
+    return settings

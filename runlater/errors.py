@@ -1,0 +1,54 @@
+"""The project's exception hierarchy.
+
+Library and driver errors are translated into these where they enter the code base
+(the original kept as ``__cause__``), so callers never depend on asyncpg or httpx types.
+"""
+
+from __future__ import annotations
+
+
+class RunlaterError(Exception):
+    """Root of every error Runlater raises on purpose."""
+
+
+class ConfigError(RunlaterError):
+    """Raised by ``runlater.config`` when a ``RUNLATER_*`` variable is invalid."""
+
+
+class PostgresNotFound(RunlaterError):
+    """Raised by the embedded Postgres module when no server binaries can be found."""
+
+
+class EmbeddedPostgresError(RunlaterError):
+    """Raised by the embedded Postgres module when initdb/pg_ctl fails or the data dir is
+    unusable."""
+
+
+class StoreError(RunlaterError):
+    """Raised by the store for a database error that is neither transient nor a conflict (a bug)."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised by the store when Postgres cannot be reached (down, restarting, connection lost).
+
+    Transient: actors back off and retry; the API answers 503.
+    """
+
+
+class NotFound(StoreError):
+    """Raised by the store when a row does not exist in the caller's organization."""
+
+
+class Conflict(StoreError):
+    """Raised by the store when a unique constraint or a concurrent update refuses a write."""
+
+
+class InvalidCron(RunlaterError):
+    """Raised by ``runlater.cron`` for an unparsable cron expression or an unknown time zone."""
+
+
+class SupervisorGaveUp(RunlaterError):
+    """Raised by the supervisor when a child crashed more often than the restart policy allows.
+
+    The node stops and the process exits non-zero so that the container runtime restarts it.
+    """

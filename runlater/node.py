@@ -1,0 +1,148 @@
+"""A node: store, actors and web app in one supervised nursery (one ``trio.run``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import trio
+
+from runlater.actors.elector import Elector
+from runlater.actors.listener import Listener
+from runlater.actors.pool import PoolManager
+from runlater.actors.rescuer import Rescuer
+from runlater.actors.scheduler import Scheduler
+from runlater.clock import Clock, SystemClock
+from runlater.config import Settings
+from runlater.delivery.client import Deliverer
+from runlater.errors import StoreUnavailable
+from runlater.store.postgres import Store
+from runlater.supervisor import ChildSpec, RestartPolicy, Supervisor
+from runlater.web.app import create_app
+from runlater.web.server import WebServer
+
+log = logging.getLogger("runlater.node")
+
+MAILBOX_SIZE = 16
+
+
+def node_name(settings: Settings) -> str:
+    return settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Node:
+    """What a running node exposes to its caller (tests read ``web.bound``)."""
+
+    settings: Settings
+    store: Store
+    supervisor: Supervisor
+    web: WebServer
+    pool: PoolManager
+    elector: Elector
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
+    for attempt in range(1, attempts + 1):
+        try:
+            return await store.migrate()
+        except StoreUnavailable as exc:
+            if attempt == attempts:
+                raise
+            log.warning("database not ready, retrying migrations attempt=%d error=%s", attempt, exc)
+            await trio.sleep(min(5.0, 0.2 * attempt))
+    return []
+
+
+def build_node(
+    settings: Settings, store: Store, http: httpx.AsyncClient, clock: Clock | None = None
+) -> Node:
+    clock = clock or SystemClock()
+    name = node_name(settings)
+    pool_send, pool_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
+    sched_send, sched_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
+    deliverer = Deliverer(http, allow_private_targets=settings.allow_private_targets)
+    pool = PoolManager(
+        store, deliverer, settings, node=name, mailbox=pool_recv, wake=pool_send.clone()
+    )
+    policy = RestartPolicy(max_restarts=settings.restart_max, window_s=settings.restart_window_s)
+
+    def leader_group() -> Supervisor:
+        return Supervisor(
+            [
+                ChildSpec(
+                    "scheduler",
+                    lambda: Scheduler(
+                        store, clock, misfire_grace_s=settings.misfire_grace_s, mailbox=sched_recv
+                    ),
+                ),
+            ],
+            policy,
+            name="leader",
+        )
+
+    elector = Elector(
+        store,
+        node=name,
+        lease_s=settings.leader_lease_s,
+        renew_s=settings.leader_renew_s,
+        leader_group=leader_group,
+    )
+    web = WebServer(create_app(store, settings, clock), host=settings.host, port=settings.port)
+    routes = {"runlater_executions": [pool_send.clone()], "runlater_tasks": [sched_send.clone()]}
+    supervisor = Supervisor(
+        [
+            ChildSpec("listener", lambda: Listener(store.dsn, routes)),
+            ChildSpec("elector", lambda: elector),
+            ChildSpec("pool", lambda: pool),
+            ChildSpec("rescuer", lambda: Rescuer(store, interval_s=settings.rescue_interval_s)),
+            ChildSpec("web", lambda: web),
+        ],
+        policy,
+        name="root",
+    )
+    return Node(settings, store, supervisor, web, pool, elector)
+
+
+async def run_node(
+    settings: Settings,
+    dsn: str,
+    *,
+    clock: Clock | None = None,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open the store, migrate, and run every actor until cancelled (needs a trio-asyncio loop).
+
+    ``task_status.started(node)`` fires once the web server listens.
+    """
+    if settings.allow_private_targets:
+        log.warning(
+            "RUNLATER_ALLOW_PRIVATE_TARGETS is on: deliveries may reach loopback and "
+            "private addresses (metadata addresses stay blocked)"
+        )
+    store = await Store.open(dsn, pool_size=settings.db_pool_size)
+    try:
+        applied = await migrate_with_retry(store)
+        if applied:
+            log.info("migrations applied versions=%s", applied)
+        limits = httpx.Limits(
+            max_connections=settings.max_workers * 2, max_keepalive_connections=settings.max_workers
+        )
+        async with httpx.AsyncClient(
+            limits=limits, follow_redirects=False, trust_env=False
+        ) as http:
+            node = build_node(settings, store, http, clock)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.supervisor.run)
+                log.info(
+                    "node started name=%s url=%s", node_name(settings), ",".join(node.web.bound)
+                )
+                task_status.started(node)
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()

@@ -1,0 +1,305 @@
+"""Validation of task payloads (``POST /tasks``, ``PATCH /tasks/{id}``).
+
+Field types and ranges are a pydantic model (the source of the OpenAPI schema); timing keys
+(``cron``/``delay``/``run_at``) are parsed here because they answer with their own error codes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
+from runlater.cron import CronSchedule
+from runlater.errors import InvalidCron
+from runlater.web.errors import ApiError, validation_error
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+MAX_BODY_BYTES = 256 * 1024
+MAX_DELAY_S = 366 * 86400
+RUN_AT_MAX_PAST_S = 300
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_STATUS_CODES = re.compile(r"^\s*[1-5]\d\d(\s*,\s*[1-5]\d\d)*\s*$")
+_DELAY = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_ALIASES = (("cron", "cron_expression"), ("run_at", "scheduled_at"))
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    if not re.match(r"^https?://[^\s/?#]+", value, re.IGNORECASE):
+        raise ValueError("must be an http:// or https:// URL")
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("must not contain whitespace or control characters")
+    return value
+
+
+class TaskFields(BaseModel):
+    """Writable task fields shared by create and update."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    method: Method | None = None
+    headers: dict[str, str] | None = None
+    body: Any = None
+    timezone: str | None = Field(default=None, max_length=64)
+    timeout_ms: StrictInt | None = Field(default=None, ge=1000, le=300000)
+    retry_attempts: StrictInt | None = Field(default=None, ge=0, le=10)
+    callback_url: str | None = None
+    expected_status_codes: str | None = None
+    expected_body_pattern: str | None = Field(default=None, max_length=1000)
+    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    notify_on_failure: StrictBool | None = None
+    notify_on_recovery: StrictBool | None = None
+    on_failure_url: str | None = None
+    on_recovery_url: str | None = None
+    enabled: StrictBool | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url", "callback_url", "on_failure_url", "on_recovery_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        seen: set[str] = set()
+        for name, header_value in value.items():
+            lower = name.lower()
+            if not _TOKEN.match(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if lower in FORBIDDEN_HEADERS:
+                raise ValueError(f"header {name!r} is set by Runlater and cannot be overridden")
+            if lower in seen:
+                raise ValueError(f"header {name!r} given twice")
+            if any(c in header_value for c in "\r\n\x00"):
+                raise ValueError(f"header {name!r} contains a line break or NUL")
+            seen.add(lower)
+        if len(value) > 50:
+            raise ValueError("at most 50 headers")
+        return value
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _body(cls, value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            text = value
+        else:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        if text is not None and len(text.encode("utf-8")) > MAX_BODY_BYTES:
+            raise ValueError("must be at most 256 KiB")
+        return text
+
+    @field_validator("expected_status_codes")
+    @classmethod
+    def _codes(cls, value: str | None) -> str | None:
+        if value is not None and not _STATUS_CODES.match(value):
+            raise ValueError("must be comma-separated HTTP status codes, e.g. '200,201'")
+        return value.replace(" ", "") if value else value
+
+    @field_validator("expected_body_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+def _find_nul(value: Any, path: str, found: dict[str, list[str]]) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            found.setdefault(path, []).append("must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _find_nul(key, path, found)
+            _find_nul(item, path, found)
+    elif isinstance(value, list):
+        for item in value:
+            _find_nul(item, path, found)
+
+
+def unwrap(payload: Any, singular: str) -> dict[str, Any]:
+    """Accept flat bodies and ones wrapped in the resource's singular name; merge aliases."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    if set(payload) == {singular} and isinstance(payload[singular], dict):
+        payload = payload[singular]
+    payload = dict(payload)
+    details: dict[str, list[str]] = {}
+    for key, value in payload.items():
+        _find_nul(value, key, details)
+    for alias, canonical in _ALIASES:
+        if alias in payload:
+            if canonical in payload and payload[canonical] != payload[alias]:
+                details.setdefault(alias, []).append(
+                    f"{alias} and {canonical} are the same field and differ"
+                )
+            payload[canonical] = payload.pop(alias)
+    if details:
+        raise validation_error(details)
+    return payload
+
+
+def validate_fields(payload: dict[str, Any]) -> TaskFields:
+    try:
+        return TaskFields.model_validate(payload)
+    except ValidationError as exc:
+        details: dict[str, list[str]] = {}
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "body"
+            message = error["msg"].removeprefix("Value error, ")
+            details.setdefault(field, []).append(message)
+        raise validation_error(details) from None
+
+
+DELAY_HELP = "delay must be like '30s', '5m', '2h', '1d' or a number of seconds"
+
+
+def parse_delay(value: Any) -> float:
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (match := _DELAY.match(value)):
+        seconds = int(match[1]) * _UNITS[match[2]]
+    else:
+        raise ApiError(400, "invalid_delay", DELAY_HELP)
+    if seconds < 0 or seconds > MAX_DELAY_S:
+        raise ApiError(400, "invalid_delay", "delay must be between 0 seconds and 366 days")
+    return float(seconds)
+
+
+def parse_run_at(value: Any, now: datetime) -> datetime:
+    message = "run_at must be an ISO-8601 timestamp with an offset, e.g. 2026-01-01T09:00:00Z"
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_run_at", message)
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ApiError(400, "invalid_run_at", message) from None
+    if when.tzinfo is None:
+        raise ApiError(400, "invalid_run_at", message)
+    if when < now - timedelta(seconds=RUN_AT_MAX_PAST_S):
+        raise ApiError(400, "invalid_run_at", "run_at is more than 5 minutes in the past")
+    return when
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDraft:
+    """A validated new task: its row values, and the delay of a one-time task."""
+
+    row: dict[str, Any]
+    delay_s: float | None
+
+
+def cron_row(expression: str, timezone: str, now: datetime) -> dict[str, Any]:
+    """Schedule columns of a cron task, or a validation error naming the field."""
+    try:
+        schedule = CronSchedule(expression, timezone)
+    except InvalidCron as exc:
+        field = "timezone" if "zone" in str(exc).lower() else "cron_expression"
+        raise validation_error({field: [str(exc)]}) from None
+    return {
+        "cron_expression": schedule.expression,
+        "timezone": schedule.timezone,
+        "interval_minutes": schedule.interval_minutes(now),
+        "next_run_at": schedule.next_after(now).isoformat(),
+    }
+
+
+def parse_create(payload: Any, now: datetime) -> TaskDraft:
+    data = unwrap(payload, "task")
+    timing = [k for k in ("cron_expression", "delay", "scheduled_at") if data.get(k) is not None]
+    if len(timing) > 1:
+        raise validation_error({k: ["give only one of cron, delay, run_at"] for k in timing})
+    fields = validate_fields(data)
+    if fields.url is None:
+        raise validation_error({"url": ["is required"]})
+    row = fields.model_dump(exclude={"method"})
+    row["timeout_ms"] = fields.timeout_ms or 30000
+    row["retry_attempts"] = 5 if fields.retry_attempts is None else fields.retry_attempts
+    row["headers"] = fields.headers or {}
+    row["enabled"] = True if fields.enabled is None else fields.enabled
+    timezone = fields.timezone or "UTC"
+    delay_s: float | None = None
+    if "cron_expression" in timing:
+        expression = data["cron_expression"]
+        if not isinstance(expression, str):
+            raise validation_error({"cron_expression": ["must be a string"]})
+        row.update(
+            cron_row(expression, timezone, now), schedule_type="cron", method=fields.method or "GET"
+        )
+    else:
+        row.update(schedule_type="once", method=fields.method or "POST", timezone=timezone)
+        if "scheduled_at" in timing:
+            row["scheduled_at"] = parse_run_at(data["scheduled_at"], now).isoformat()
+        else:
+            delay_s = parse_delay(data["delay"]) if "delay" in timing else 0.0
+    row["name"] = fields.name or f"{row['method']} {fields.url}"[:200]
+    return TaskDraft(row, delay_s)
+
+
+def parse_update(payload: Any) -> tuple[dict[str, Any], str | None]:
+    """The changed writable fields, and a new cron expression if one was given."""
+    data = unwrap(payload, "task")
+    for key in ("delay", "scheduled_at"):
+        if key in data:
+            raise validation_error(
+                {key: ["the time of a one-time task cannot be changed; create a new task"]}
+            )
+    fields = validate_fields(data)
+    changes = {k: getattr(fields, k) for k in fields.model_fields_set}
+    for required in (
+        "url",
+        "name",
+        "method",
+        "timezone",
+        "timeout_ms",
+        "retry_attempts",
+        "enabled",
+    ):
+        if required in changes and changes[required] is None:
+            raise validation_error({required: ["cannot be null"]})
+    expression = data.get("cron_expression")
+    if "cron_expression" in data and not isinstance(expression, str):
+        raise validation_error({"cron_expression": ["must be a string"]})
+    return changes, expression

@@ -1,0 +1,304 @@
+"""The Postgres store: every read and write of Runlater's state.
+
+Methods are trio-facing; each runs one *unit of work* (an asyncio coroutine taking a
+connection) through ``bridge.run`` in a single crossing. Tenant queries take the organization id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from runlater.errors import NotFound
+from runlater.store import bridge
+from runlater.store.migrate import apply_migrations
+from runlater.store.queries import Q
+from runlater.store.records import (
+    AdvanceResult,
+    ApiKeyOwner,
+    ClaimedExecution,
+    CronAdvance,
+    DueCronTask,
+    Outcome,
+    RescueResult,
+    Row,
+)
+
+MAX_INTERRUPTIONS = 3
+
+
+def _row(record: asyncpg.Record | None) -> Row | None:
+    return dict(record) if record is not None else None
+
+
+# ---------------------------------------------------------------- units of work (asyncio side)
+
+
+async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Row]:
+    return [dict(r) for r in await conn.fetch(sql, *args)]
+
+
+async def _fetchrow(conn: asyncpg.Connection, sql: str, *args: Any) -> Row | None:
+    return _row(await conn.fetchrow(sql, *args))
+
+
+async def _fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
+    return await conn.fetchval(sql, *args)
+
+
+async def _claim(
+    conn: asyncpg.Connection, limit: int, node: str, margin_s: float
+) -> tuple[list[asyncpg.Record], float | None]:
+    rows = await conn.fetch(Q.claim_executions, limit, node, margin_s)
+    due_in = None
+    if len(rows) < limit:
+        due_in = await conn.fetchval(Q.next_due_in_s)
+    return rows, due_in
+
+
+async def _update_task(
+    conn: asyncpg.Connection, org_id: UUID, task_id: UUID, plan: Any
+) -> Row | None:
+    """Lock the task, let ``plan(current_row) -> changes`` decide, write — one transaction."""
+    async with conn.transaction():
+        current = await conn.fetchrow(Q.get_task_for_update, org_id, task_id)
+        if current is None:
+            return None
+        changes = plan(dict(current))
+        await conn.fetchrow(Q.update_task, org_id, task_id, changes)
+        return _row(await conn.fetchrow(Q.get_task, org_id, task_id))
+
+
+async def _bootstrap(
+    conn: asyncpg.Connection,
+    org_name: str,
+    slug: str,
+    tier: str,
+    secret: str,
+    email: str,
+    key_id: str,
+    key_hash: str,
+) -> tuple[Row, bool]:
+    async with conn.transaction():
+        org = await conn.fetchrow(Q.find_organization_by_name, org_name)
+        created = org is None
+        if created:
+            org = await conn.fetchrow(Q.insert_organization, org_name, slug, tier, secret)
+        user = await conn.fetchrow(Q.upsert_user, email)
+        await conn.execute(Q.upsert_membership, user["id"], org["id"], "owner")
+        await conn.fetchrow(Q.insert_api_key, org["id"], user["id"], key_id, key_hash, "bootstrap")
+        return dict(org), created
+
+
+# ---------------------------------------------------------------------------- the trio API
+
+
+class Store:
+    """All database access. Construct with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self.dsn = dsn
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int = 10) -> Store:
+        return cls(await bridge.open_pool(dsn, pool_size), dsn)
+
+    async def close(self) -> None:
+        await bridge.close_pool(self._pool)
+
+    async def _run(self, unit: Any, *args: Any) -> Any:
+        return await bridge.run(self._pool, unit, *args)
+
+    # -- health and schema
+
+    async def ping(self) -> None:
+        await self._run(_fetchval, Q.ping)
+
+    async def migrate(self) -> list[int]:
+        return await self._run(apply_migrations)
+
+    # -- organizations and keys
+
+    async def bootstrap(
+        self,
+        *,
+        org_name: str,
+        slug: str,
+        tier: str,
+        secret: str,
+        email: str,
+        key_id: str,
+        key_hash: str,
+    ) -> tuple[Row, bool]:
+        return await self._run(_bootstrap, org_name, slug, tier, secret, email, key_id, key_hash)
+
+    async def find_api_key(self, key_id: str) -> ApiKeyOwner | None:
+        row = await self._run(_fetchrow, Q.find_api_key, key_id)
+        if row is None:
+            return None
+        return ApiKeyOwner(
+            row["id"],
+            row["organization_id"],
+            row["key_hash"],
+            row["revoked_at"] is not None,
+            row["tier"],
+        )
+
+    async def get_organization(self, org_id: UUID) -> Row:
+        row = await self._run(_fetchrow, Q.get_organization, org_id)
+        if row is None:
+            raise NotFound("organization not found")
+        return row
+
+    # -- tasks (API)
+
+    async def insert_task(self, org_id: UUID, task: dict[str, Any], delay_s: float | None) -> Row:
+        row = await self._run(_fetchrow, Q.insert_task, org_id, task, delay_s)
+        if row is None:
+            raise NotFound("organization not found")
+        return row
+
+    async def get_task(self, org_id: UUID, task_id: UUID) -> Row:
+        row = await self._run(_fetchrow, Q.get_task, org_id, task_id)
+        if row is None:
+            raise NotFound("task not found")
+        return row
+
+    async def list_tasks(
+        self,
+        org_id: UUID,
+        *,
+        schedule_type: str | None,
+        queue: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Row]:
+        return await self._run(
+            _fetch, Q.list_tasks, org_id, None, schedule_type, queue, status, limit, offset
+        )
+
+    async def update_task(self, org_id: UUID, task_id: UUID, plan: Any) -> Row:
+        """``plan(current) -> dict of changed columns`` runs while the row is locked."""
+        row = await self._run(_update_task, org_id, task_id, plan)
+        if row is None:
+            raise NotFound("task not found")
+        return row
+
+    async def delete_task(self, org_id: UUID, task_id: UUID) -> int:
+        row = await self._run(_fetchrow, Q.delete_task, org_id, task_id)
+        if not row["deleted"]:
+            raise NotFound("task not found")
+        return row["cancelled"]
+
+    async def trigger_task(self, org_id: UUID, task_id: UUID) -> Row:
+        row = await self._run(_fetchrow, Q.trigger_task, org_id, task_id)
+        if row is None:
+            raise NotFound("task not found")
+        return row
+
+    async def list_task_executions(
+        self, org_id: UUID, task_id: UUID, *, status: str | None, limit: int, offset: int
+    ) -> list[Row]:
+        await self.get_task(org_id, task_id)
+        return await self._run(
+            _fetch, Q.list_task_executions, org_id, task_id, status, limit, offset
+        )
+
+    async def get_execution(self, org_id: UUID, execution_id: UUID) -> Row:
+        row = await self._run(_fetchrow, Q.get_execution, org_id, execution_id)
+        if row is None:
+            raise NotFound("execution not found")
+        return row
+
+    # -- engine: claim, complete, rescue
+
+    async def claim(
+        self, limit: int, node: str, lease_margin_s: float
+    ) -> tuple[list[ClaimedExecution], float | None]:
+        """Lease up to ``limit`` due executions; also returns seconds until the next one is due
+        when fewer than ``limit`` were due (None when nothing is pending)."""
+        if limit <= 0:
+            return [], None
+        rows, due_in = await self._run(_claim, limit, node, lease_margin_s)
+        return [ClaimedExecution(**dict(r)) for r in rows], due_in
+
+    async def complete(self, outcomes: Sequence[Outcome]) -> tuple[int, int]:
+        """Record outcomes (fenced by lease token). Returns (rows completed, retries created)."""
+        if not outcomes:
+            return 0, 0
+        cols = (
+            [o.execution_id for o in outcomes],
+            [o.lease_token for o in outcomes],
+            [o.status for o in outcomes],
+            [o.status_code for o in outcomes],
+            [o.duration_ms for o in outcomes],
+            [o.response_body for o in outcomes],
+            [o.error_message for o in outcomes],
+            [o.request_headers for o in outcomes],
+            [o.response_headers for o in outcomes],
+            [o.retry_in_s for o in outcomes],
+        )
+        row = await self._run(_fetchrow, Q.complete_executions, *cols)
+        return row["completed"], row["retried"]
+
+    async def release_leases(self, leases: Sequence[tuple[UUID, UUID]]) -> int:
+        if not leases:
+            return 0
+        rows = await self._run(
+            _fetch, Q.release_leases, [i for i, _ in leases], [t for _, t in leases]
+        )
+        return len(rows)
+
+    async def rescue_expired(self, limit: int = 1000) -> RescueResult:
+        rows = await self._run(_fetch, Q.rescue_expired_leases, limit, MAX_INTERRUPTIONS)
+        failed = sum(1 for r in rows if r["status"] == "failed")
+        return RescueResult(requeued=len(rows) - failed, failed=failed)
+
+    async def count_claimable(self) -> int:
+        return await self._run(_fetchval, Q.count_claimable)
+
+    async def notify_executions(self) -> None:
+        await self._run(_fetchval, Q.notify_executions, "")
+
+    # -- leader lease
+
+    async def acquire_leader_lease(self, name: str, holder: str, ttl_s: float) -> float | None:
+        """Take or renew the lease; returns seconds it stays valid, or None if another holds it."""
+        row = await self._run(_fetchrow, Q.acquire_leader_lease, name, holder, ttl_s)
+        return None if row is None else row["valid_for_s"]
+
+    async def release_leader_lease(self, name: str, holder: str) -> None:
+        await self._run(_fetchval, Q.release_leader_lease, name, holder)
+
+    # -- scheduler
+
+    async def due_cron_tasks(self, now: datetime, limit: int) -> list[DueCronTask]:
+        rows = await self._run(_fetch, Q.due_cron_tasks, now, limit)
+        return [DueCronTask(**r) for r in rows]
+
+    async def advance_cron(self, advances: Sequence[CronAdvance]) -> AdvanceResult:
+        if not advances:
+            return AdvanceResult(0, 0, 0)
+        run_task, run_at, run_status = [], [], []
+        for adv in advances:
+            for scheduled_for, status in adv.runs:
+                run_task.append(adv.task_id)
+                run_at.append(scheduled_for)
+                run_status.append(status)
+        row = await self._run(
+            _fetchrow,
+            Q.advance_cron_tasks,
+            [a.task_id for a in advances],
+            [a.old_next for a in advances],
+            [a.new_next for a in advances],
+            run_task,
+            run_at,
+            run_status,
+        )
+        return AdvanceResult(row["advanced"], row["created"], row["missed"])

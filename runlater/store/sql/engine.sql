@@ -1,0 +1,158 @@
+-- name: claim_executions
+-- Claim up to $1 due executions for node $2; lease = task timeout + $3 seconds (database clock).
+with picked as (
+    select id
+    from executions
+    where status = 'pending' and scheduled_for <= now()
+    order by priority, scheduled_for
+    limit $1
+    for update skip locked
+)
+update executions e
+set status = 'running',
+    started_at = now(),
+    lease_token = gen_random_uuid(),
+    lease_expires_at = now() + make_interval(secs => t.timeout_ms / 1000.0 + $3),
+    leased_by = $2
+from picked p, tasks t
+where e.id = p.id and t.id = e.task_id
+returning e.id, e.lease_token, e.task_id, e.organization_id, e.attempt,
+          coalesce(e.root_execution_id, e.id) as root_execution_id, e.scheduled_for,
+          t.schedule_type, t.url, t.method, t.headers, t.body, t.timeout_ms,
+          t.retry_attempts
+
+-- name: next_due_in_s
+-- Seconds until the earliest pending execution is due (negative: overdue; null: none).
+select extract(epoch from (min(scheduled_for) - now()))::float8 as due_in
+from executions
+where status = 'pending'
+
+-- name: count_claimable
+select count(*) from executions where status = 'pending' and scheduled_for <= now()
+
+-- name: complete_executions
+-- Fenced batch completion: a row changes only while its lease token still matches. Rows with a
+-- retry delay get their next attempt inserted in the same statement.
+with outcome as (
+    select *
+    from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::int[], $6::text[],
+                $7::text[], $8::jsonb[], $9::jsonb[], $10::float8[])
+         as o(id, lease_token, status, status_code, duration_ms, response_body,
+              error_message, request_headers, response_headers, retry_in_s)
+), done as (
+    update executions e
+    set status = o.status,
+        finished_at = now(),
+        status_code = o.status_code,
+        duration_ms = o.duration_ms,
+        response_body = o.response_body,
+        error_message = o.error_message,
+        request_headers = o.request_headers,
+        response_headers = o.response_headers,
+        lease_token = null,
+        lease_expires_at = null
+    from outcome o
+    where e.id = o.id and e.lease_token = o.lease_token and e.status = 'running'
+    returning e.id, e.organization_id, e.task_id, e.attempt, e.priority,
+              coalesce(e.root_execution_id, e.id) as root_id, o.retry_in_s
+), retried as (
+    insert into executions (organization_id, task_id, root_execution_id, source, attempt,
+                            priority, scheduled_for)
+    select d.organization_id, d.task_id, d.root_id, 'retry', d.attempt + 1, d.priority,
+           now() + make_interval(secs => d.retry_in_s)
+    from done d
+    join tasks t on t.id = d.task_id and t.deleted_at is null
+    where d.retry_in_s is not null
+    returning id
+)
+select (select count(*) from done) as completed, (select count(*) from retried) as retried
+
+-- name: rescue_expired_leases
+-- Expired leases go back to pending; the third interruption fails the execution for good.
+with expired as (
+    select id
+    from executions
+    where status = 'running' and lease_expires_at < now()
+    order by lease_expires_at
+    limit $1
+    for update skip locked
+)
+update executions e
+set status = case when e.rescue_count + 1 >= $2 then 'failed' else 'pending' end,
+    finished_at = case when e.rescue_count + 1 >= $2 then now() end,
+    error_message = case when e.rescue_count + 1 >= $2
+        then 'interrupted ' || (e.rescue_count + 1) || ' times: the node running it stopped'
+        else e.error_message end,
+    started_at = case when e.rescue_count + 1 >= $2 then e.started_at end,
+    rescue_count = e.rescue_count + 1,
+    lease_token = null,
+    lease_expires_at = null
+from expired x
+where e.id = x.id
+returning e.id, e.status
+
+-- name: release_leases
+-- A node shutting down hands its unfinished executions straight back (fenced by token).
+update executions e
+set status = 'pending', started_at = null, lease_token = null, lease_expires_at = null
+from unnest($1::uuid[], $2::uuid[]) as r(id, lease_token)
+where e.id = r.id and e.lease_token = r.lease_token and e.status = 'running'
+returning e.id
+
+-- name: acquire_leader_lease
+-- Take or renew lease $1 for holder $2 for $3 seconds; returns a row only when we hold it.
+insert into leader_leases as l (name, holder, expires_at)
+values ($1, $2, now() + make_interval(secs => $3))
+on conflict (name) do update
+    set holder = excluded.holder, expires_at = excluded.expires_at
+    where l.holder = excluded.holder or l.expires_at < now()
+returning holder, extract(epoch from (expires_at - now()))::float8 as valid_for_s
+
+-- name: release_leader_lease
+delete from leader_leases where name = $1 and holder = $2
+
+-- name: due_cron_tasks
+select t.id, t.cron_expression, t.timezone, t.next_run_at, t.interval_minutes
+from tasks t
+where t.schedule_type = 'cron' and t.enabled and t.deleted_at is null
+  and t.next_run_at <= $1
+order by t.next_run_at
+limit $2
+
+-- name: advance_cron_tasks
+-- Compare-and-set next_run_at, and insert the runs of the tasks whose CAS won, in one
+-- statement. The unique (task_id, scheduled_for) index makes a repeat a no-op.
+with moved as (
+    update tasks t
+    set next_run_at = a.new_next
+    from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as a(id, old_next, new_next),
+         organizations o
+    where t.id = a.id and t.next_run_at = a.old_next and o.id = t.organization_id
+      and t.enabled and t.deleted_at is null
+    returning t.id, t.organization_id, execution_priority(o.tier, t.interval_minutes) as priority
+), inserted as (
+    insert into executions (organization_id, task_id, source, status, priority, scheduled_for,
+                            finished_at, error_message)
+    select m.organization_id, m.id, 'schedule', r.status, m.priority, r.scheduled_for,
+           case when r.status = 'missed' then now() end,
+           case when r.status = 'missed'
+                then 'missed: the scheduler was not running at this time' end
+    from unnest($4::uuid[], $5::timestamptz[], $6::text[]) as r(task_id, scheduled_for, status)
+    join moved m on m.id = r.task_id
+    on conflict (task_id, scheduled_for) where source = 'schedule' do nothing
+    returning status
+)
+select (select count(*) from moved) as advanced,
+       (select count(*) from inserted where status = 'pending') as created,
+       (select count(*) from inserted where status = 'missed') as missed,
+       (select count(*) from (select pg_notify('runlater_executions', '')
+                              from inserted where status = 'pending' limit 1) n) as notified
+
+-- name: notify_executions
+select pg_notify('runlater_executions', $1)
+
+-- name: notify_tasks
+select pg_notify('runlater_tasks', $1)
+
+-- name: ping
+select 1

@@ -1,0 +1,29 @@
+-- name: find_organization_by_name
+select * from organizations where name = $1
+
+-- name: insert_organization
+insert into organizations (name, slug, tier, webhook_secret)
+values ($1, $2, $3, $4)
+returning *
+
+-- name: upsert_user
+insert into users (email) values ($1)
+on conflict (email) do update set email = excluded.email
+returning *
+
+-- name: upsert_membership
+insert into memberships (user_id, organization_id, role) values ($1, $2, $3)
+on conflict (organization_id, user_id) do nothing
+
+-- name: insert_api_key
+insert into api_keys (organization_id, created_by_id, key_id, key_hash, name)
+values ($1, $2, $3, $4, $5)
+returning id, organization_id, key_id, name, inserted_at
+
+-- name: find_api_key
+select k.id, k.organization_id, k.key_hash, k.revoked_at, o.tier
+from api_keys k join organizations o on o.id = k.organization_id
+where k.key_id = $1
+
+-- name: get_organization
+select * from organizations where id = $1

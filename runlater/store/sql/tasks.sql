@@ -1,0 +1,146 @@
+-- name: insert_task
+-- $1 organization, $2 the task as JSON (all writable fields present), $3 delay seconds for a
+-- one-time task (null when scheduled_at is given). A one-time task gets its first execution in
+-- the same statement; both notify channels fire on commit.
+with org as (
+    select id, tier from organizations where id = $1
+), r as (
+    select * from jsonb_populate_record(null::tasks, $2::jsonb)
+), t as (
+    insert into tasks (organization_id, name, url, method, headers, body, schedule_type,
+                       cron_expression, timezone, interval_minutes, scheduled_at, next_run_at,
+                       enabled, timeout_ms, retry_attempts, callback_url, expected_status_codes,
+                       expected_body_pattern, queue, notify_on_failure, notify_on_recovery,
+                       on_failure_url, on_recovery_url)
+    select org.id, r.name, r.url, r.method, coalesce(r.headers, '{}'), r.body, r.schedule_type,
+           r.cron_expression, coalesce(r.timezone, 'UTC'), r.interval_minutes,
+           case when r.schedule_type = 'once'
+                then coalesce(r.scheduled_at, now() + make_interval(secs => coalesce($3, 0))) end,
+           r.next_run_at, coalesce(r.enabled, true), r.timeout_ms, r.retry_attempts,
+           r.callback_url, r.expected_status_codes, r.expected_body_pattern, r.queue,
+           r.notify_on_failure, r.notify_on_recovery, r.on_failure_url, r.on_recovery_url
+    from org, r
+    returning *
+), e as (
+    insert into executions (organization_id, task_id, source, priority, scheduled_for)
+    select t.organization_id, t.id, 'schedule', execution_priority(org.tier, null), t.scheduled_at
+    from t, org
+    where t.schedule_type = 'once'
+    returning id, scheduled_for
+), n1 as (
+    select pg_notify('runlater_executions', '') from e
+), n2 as (
+    select pg_notify('runlater_tasks', t.id::text) from t where t.schedule_type = 'cron'
+)
+select t.*, null::timestamptz as last_execution_at, null::text as last_execution_status,
+       e.id as execution_id, e.scheduled_for as execution_scheduled_for,
+       (select count(*) from n1) + (select count(*) from n2) as notified
+from t left join e on true
+
+-- name: get_task
+select * from task_view where organization_id = $1 and id = $2
+
+-- name: list_tasks
+-- $3 schedule_type or null, $4 queue filter: null = any, '' = no queue, else that queue;
+-- $5 last execution status or null.
+select *, count(*) over () as total
+from task_view
+where organization_id = $1
+  and ($3::text is null or schedule_type = $3)
+  and ($4::text is null or ($4 = '' and queue is null) or queue = $4)
+  and ($5::text is null or last_execution_status = $5)
+order by coalesce(last_execution_at, updated_at) desc, id desc
+limit $6 offset $7
+
+-- name: update_task
+-- $3: JSON of the fields to change (only keys present change). next_run_at/interval_minutes
+-- are recomputed by the caller when the schedule changes.
+with r as (
+    select * from jsonb_populate_record(null::tasks, $3::jsonb)
+), updated as (
+    update tasks t
+    set name = case when $3 ? 'name' then r.name else t.name end,
+        url = case when $3 ? 'url' then r.url else t.url end,
+        method = case when $3 ? 'method' then r.method else t.method end,
+        headers = case when $3 ? 'headers' then coalesce(r.headers, '{}') else t.headers end,
+        body = case when $3 ? 'body' then r.body else t.body end,
+        cron_expression = case when $3 ? 'cron_expression' then r.cron_expression
+                               else t.cron_expression end,
+        timezone = case when $3 ? 'timezone' then r.timezone else t.timezone end,
+        interval_minutes = case when $3 ? 'interval_minutes' then r.interval_minutes
+                                else t.interval_minutes end,
+        next_run_at = case when $3 ? 'next_run_at' then r.next_run_at else t.next_run_at end,
+        enabled = case when $3 ? 'enabled' then r.enabled else t.enabled end,
+        timeout_ms = case when $3 ? 'timeout_ms' then r.timeout_ms else t.timeout_ms end,
+        retry_attempts = case when $3 ? 'retry_attempts' then r.retry_attempts
+                              else t.retry_attempts end,
+        callback_url = case when $3 ? 'callback_url' then r.callback_url else t.callback_url end,
+        expected_status_codes = case when $3 ? 'expected_status_codes'
+                                     then r.expected_status_codes else t.expected_status_codes end,
+        expected_body_pattern = case when $3 ? 'expected_body_pattern'
+                                     then r.expected_body_pattern else t.expected_body_pattern end,
+        queue = case when $3 ? 'queue' then r.queue else t.queue end,
+        notify_on_failure = case when $3 ? 'notify_on_failure' then r.notify_on_failure
+                                 else t.notify_on_failure end,
+        notify_on_recovery = case when $3 ? 'notify_on_recovery' then r.notify_on_recovery
+                                  else t.notify_on_recovery end,
+        on_failure_url = case when $3 ? 'on_failure_url' then r.on_failure_url
+                              else t.on_failure_url end,
+        on_recovery_url = case when $3 ? 'on_recovery_url' then r.on_recovery_url
+                               else t.on_recovery_url end,
+        updated_at = now()
+    from r
+    where t.organization_id = $1 and t.id = $2 and t.deleted_at is null
+    returning t.id, t.schedule_type
+), n as (
+    select pg_notify('runlater_tasks', u.id::text) from updated u where u.schedule_type = 'cron'
+)
+select u.id, (select count(*) from n) as notified from updated u
+
+-- name: get_task_for_update
+select id, schedule_type, cron_expression, timezone, next_run_at, enabled
+from tasks
+where organization_id = $1 and id = $2 and deleted_at is null
+for update
+
+-- name: delete_task
+with gone as (
+    update tasks
+    set deleted_at = now(), enabled = false, next_run_at = null, updated_at = now()
+    where organization_id = $1 and id = $2 and deleted_at is null
+    returning id
+), cancelled as (
+    update executions e
+    set status = 'cancelled', finished_at = now(), error_message = 'task deleted'
+    from gone g
+    where e.task_id = g.id and e.status = 'pending'
+    returning e.id
+)
+select (select count(*) from gone) as deleted, (select count(*) from cancelled) as cancelled
+
+-- name: trigger_task
+with t as (
+    select t.id, t.organization_id, execution_priority(o.tier, t.interval_minutes) as priority
+    from tasks t join organizations o on o.id = t.organization_id
+    where t.organization_id = $1 and t.id = $2 and t.deleted_at is null
+), e as (
+    insert into executions (organization_id, task_id, source, priority, scheduled_for)
+    select t.organization_id, t.id, 'trigger', t.priority, clock_timestamp() from t
+    returning id, status, scheduled_for
+), n as (
+    select pg_notify('runlater_executions', '') from e
+)
+select e.*, (select count(*) from n) as notified from e
+
+-- name: list_task_executions
+select id, task_id, status, attempt, scheduled_for, started_at, finished_at, status_code,
+       duration_ms, error_message, count(*) over () as total
+from executions
+where organization_id = $1 and task_id = $2 and ($3::text is null or status = $3)
+order by scheduled_for desc, id desc
+limit $4 offset $5
+
+-- name: get_execution
+select e.*, t.url as request_url, t.method as request_method, t.body as request_body
+from executions e join tasks t on t.id = e.task_id
+where e.organization_id = $1 and e.id = $2

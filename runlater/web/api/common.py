@@ -1,0 +1,65 @@
+"""Helpers shared by API routes: JSON bodies, ids, pagination."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from quart import request
+
+from runlater.web.errors import ApiError, not_found, validation_error
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 50
+
+
+async def json_body() -> Any:
+    raw = await request.get_data(as_text=False)
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    return payload
+
+
+def parse_id(raw: str, what: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise not_found(what) from None
+
+
+def pagination() -> tuple[int, int]:
+    details: dict[str, list[str]] = {}
+    values = {}
+    for name, default, low, high in (
+        ("limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        ("offset", 0, 0, 10_000_000),
+    ):
+        raw = request.args.get(name)
+        if raw is None:
+            values[name] = default
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            details[name] = ["must be an integer"]
+            continue
+        if not low <= value <= high:
+            details[name] = [f"must be between {low} and {high}"]
+        values[name] = value
+    if details:
+        raise validation_error(details)
+    return values["limit"], values["offset"]
+
+
+def page(
+    items: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int, offset: int
+) -> dict[str, Any]:
+    total = rows[0]["total"] if rows else 0
+    return {"data": items, "has_more": offset + len(rows) < total, "limit": limit, "offset": offset}

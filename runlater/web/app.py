@@ -1,0 +1,88 @@
+"""The quart-trio application: REST API under ``/api/v1``, ``/health`` at the root."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Blueprint, jsonify
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from runlater.clock import Clock
+from runlater.config import Settings
+from runlater.errors import NotFound, StoreError, StoreUnavailable
+from runlater.store.postgres import Store
+from runlater.web.api import tasks
+from runlater.web.auth import authenticate
+from runlater.web.errors import ApiError, error_response
+
+log = logging.getLogger("runlater.web")
+
+MAX_REQUEST_BYTES = 256 * 1024
+RETRY_AFTER_S = "5"
+
+
+def create_app(store: Store, settings: Settings, clock: Clock) -> QuartTrio:
+    app = QuartTrio("runlater")
+    app.config.update(
+        STORE=store,
+        SETTINGS=settings,
+        CLOCK=clock,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    api = Blueprint("api", __name__, url_prefix="/api/v1")
+    api.before_request(authenticate)
+    api.register_blueprint(tasks.bp)
+    app.register_blueprint(api)
+
+    @app.get("/health")
+    async def health() -> Any:
+        try:
+            await store.ping()
+        except StoreError:
+            response = jsonify({"status": "error", "database": "unreachable"})
+            response.headers["Retry-After"] = RETRY_AFTER_S
+            return response, 503
+        return jsonify({"status": "ok", "database": "connected"})
+
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> Any:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(NotFound)
+    async def not_found(exc: NotFound) -> Any:
+        return error_response(404, "not_found", str(exc) or "not found")
+
+    @app.errorhandler(StoreUnavailable)
+    async def unavailable(exc: StoreUnavailable) -> Any:
+        log.warning("request failed: database unavailable error=%s", exc)
+        return error_response(
+            503,
+            "unavailable",
+            "the database is unavailable, try again",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Any:
+        status = exc.code or 500
+        code = {
+            400: "bad_request",
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }.get(status, "bad_request")
+        message = "request body is larger than 256 KiB" if status == 413 else exc.description
+        return error_response(status, code, message or exc.name)
+
+    @app.errorhandler(Exception)
+    async def internal(exc: Exception) -> Any:
+        log.error("unhandled error in request", exc_info=exc)
+        return error_response(500, "internal_error", "internal error")
+
+    return app

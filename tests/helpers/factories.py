@@ -1,0 +1,69 @@
+"""Creating organizations, keys and tasks for tests through the real store."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from runlater import apikeys
+from runlater.store.postgres import Store
+
+
+async def make_org(store: Store, name: str = "Acme", tier: str = "pro") -> tuple[UUID, str]:
+    """A new organization and a working API key for it."""
+    key = apikeys.generate()
+    row, _ = await store.bootstrap(
+        org_name=name,
+        slug=name.lower().replace(" ", "-"),
+        tier=tier,
+        secret=apikeys.new_webhook_secret(),
+        email=f"owner@{name.lower()}.test",
+        key_id=key.key_id,
+        key_hash=key.key_hash,
+    )
+    return row["id"], key.full
+
+
+def once_task(url: str, **extra: Any) -> dict[str, Any]:
+    row = {
+        "name": "t",
+        "url": url,
+        "method": "POST",
+        "headers": {},
+        "body": "{}",
+        "schedule_type": "once",
+        "timezone": "UTC",
+        "timeout_ms": 5000,
+        "retry_attempts": 0,
+        "enabled": True,
+    }
+    row.update(extra)
+    return row
+
+
+def cron_task(
+    url: str,
+    expression: str,
+    next_run_at: str,
+    *,
+    interval_minutes: int = 1,
+    timezone: str = "UTC",
+    **extra: Any,
+) -> dict[str, Any]:
+    row = {
+        "name": "c",
+        "url": url,
+        "method": "GET",
+        "headers": {},
+        "body": None,
+        "schedule_type": "cron",
+        "cron_expression": expression,
+        "timezone": timezone,
+        "interval_minutes": interval_minutes,
+        "next_run_at": next_run_at,
+        "timeout_ms": 5000,
+        "retry_attempts": 0,
+        "enabled": True,
+    }
+    row.update(extra)
+    return row

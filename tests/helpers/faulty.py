@@ -1,0 +1,45 @@
+"""FaultyStore: the real store, with a chosen method failing or hanging on chosen calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from runlater.store.postgres import Store
+
+
+class FaultyStore:
+    """Proxy to a real :class:`Store`. ``fail(method, on_calls, exc)`` makes those calls raise
+    ``exc`` (or hang when ``exc`` is None) instead of reaching the database."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._faults: dict[str, tuple[Callable[[int], bool], BaseException | None]] = {}
+        self.calls: dict[str, int] = {}
+
+    def fail(self, method: str, when: Callable[[int], bool], exc: BaseException | None) -> None:
+        self._faults[method] = (when, exc)
+
+    def heal(self, method: str | None = None) -> None:
+        if method is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(method, None)
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._store, name)
+        if not callable(target):
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            n = self.calls[name] = self.calls.get(name, 0) + 1
+            fault = self._faults.get(name)
+            if fault is not None and fault[0](n):
+                if fault[1] is None:
+                    await trio.sleep_forever()
+                raise fault[1]
+            return await target(*args, **kwargs)
+
+        return call
