@@ -55,6 +55,7 @@ class Recorder:
         self.store = store
         self.outcomes = outcomes
         self.unrecorded = unrecorded
+        self.in_hand: list[Outcome] = []  # taken from the channel, not yet written
 
     def _take_available(self, first: Outcome | None) -> list[Outcome]:
         batch = [first] if first is not None else []
@@ -66,7 +67,9 @@ class Recorder:
         return batch
 
     async def write(self, batch: list[Outcome]) -> None:
+        self.in_hand = batch
         await self.store.complete(batch)
+        self.in_hand = []
         for outcome in batch:
             self.unrecorded.pop(outcome.execution_id, None)
 
@@ -82,9 +85,30 @@ class Recorder:
                 except StoreUnavailable as exc:
                     log.warning("actor=pool recorder waiting for database error=%s", exc)
                     await backoff.wait()
+                except StoreError as exc:
+                    log.error("actor=pool recorder batch refused, writing one by one error=%s", exc)
+                    await self._write_each(batch)
+                    break
+
+    async def _write_each(self, batch: list[Outcome]) -> None:
+        """Isolate a poisonous outcome: the others are recorded; a refused one stays leased
+        and is rescued after its lease expires."""
+        for outcome in batch:
+            try:
+                await self.write([outcome])
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                self.in_hand = []
+                log.error(
+                    "actor=pool recorder could not record execution=%s error=%s",
+                    outcome.execution_id,
+                    exc,
+                )
 
     async def flush_remaining(self) -> None:
-        batch = self._take_available(None)
+        """Write what a crash or shutdown interrupted: the batch in hand and the queue."""
+        batch = self.in_hand + self._take_available(None)
         if batch:
             await self.write(batch)
 
@@ -122,31 +146,46 @@ class PoolManager:
         work_send, work_recv = trio.open_memory_channel[ClaimedExecution](0)
         record_send, record_recv = trio.open_memory_channel[Outcome](self.settings.max_workers)
         recorder = Recorder(self.store, record_recv, self._unrecorded)
+        crash: Exception | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(recorder.run)
+            async with trio.open_nursery() as outer:
+                outer.start_soon(recorder.run)
+                async with trio.open_nursery() as workers:
 
-                def spawn() -> None:
-                    self.workers += 1
-                    nursery.start_soon(self._worker_loop, work_recv, record_send)
+                    def spawn() -> None:
+                        self.workers += 1
+                        workers.start_soon(self._worker_loop, work_recv, record_send)
 
-                for _ in range(self.settings.min_workers):
-                    spawn()
-                task_status.started()
-                backoff = Backoff()
-                while True:
+                    for _ in range(self.settings.min_workers):
+                        spawn()
+                    task_status.started()
                     try:
-                        result = await self._tick(work_send, spawn)
-                        backoff.reset()
-                        wait_s = self._wait_s(result)
-                    except StoreUnavailable as exc:
-                        wait_s = backoff.next_delay_s()
-                        log.warning(
-                            "actor=pool database unavailable retry_in_s=%.2f error=%s", wait_s, exc
-                        )
-                    await self._sleep_or_wake(wait_s)
+                        await self._claim_loop(work_send, spawn)
+                    except Exception as exc:
+                        # Stop claiming, but let deliveries in flight finish and be recorded:
+                        # cancelling them would send them again after the lease is handed back.
+                        crash = exc
+                    finally:
+                        work_send.close()
+                record_send.close()  # the recorder writes what is left, then ends
         finally:
             await self._hand_back(recorder)
+        if crash is not None:
+            raise crash
+
+    async def _claim_loop(
+        self, work_send: trio.MemorySendChannel[ClaimedExecution], spawn: Any
+    ) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                result = await self._tick(work_send, spawn)
+                backoff.reset()
+                wait_s = self._wait_s(result)
+            except StoreUnavailable as exc:
+                wait_s = backoff.next_delay_s()
+                log.warning("actor=pool database unavailable retry_in_s=%.2f error=%s", wait_s, exc)
+            await self._sleep_or_wake(wait_s)
 
     async def _tick(
         self, work_send: trio.MemorySendChannel[ClaimedExecution], spawn: Any

@@ -13,6 +13,7 @@ Driver errors are translated here into ``runlater.errors`` types, the original a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ Unit = Callable[..., Awaitable[T]]
 
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 60.0
+RELEASE_TIMEOUT_S = 5.0
 
 # SQLSTATE classes/codes that mean "the database is not reachable right now".
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "53400")
@@ -44,7 +46,15 @@ def translate(exc: BaseException) -> BaseException:
         if state in _CONFLICT_STATES:
             return Conflict(str(exc))
         return StoreError(f"database error {state}: {exc}")
-    if isinstance(exc, asyncpg.InterfaceError | OSError | TimeoutError | asyncio.TimeoutError):
+    # InternalClientError: the server dropped the connection in the middle of an operation.
+    if isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.InternalClientError
+        | OSError
+        | TimeoutError
+        | asyncio.TimeoutError,
+    ):
         return StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}")
     return exc
 
@@ -85,13 +95,27 @@ async def close_pool(pool: asyncpg.Pool) -> None:
 
 async def _aio_run(pool: asyncpg.Pool, unit: Unit[T], args: tuple[Any, ...]) -> T:
     try:
-        async with pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
-            return await unit(conn, *args)
+        conn = await pool.acquire(timeout=CONNECT_TIMEOUT_S)
+    except Exception as exc:
+        raise translate(exc) from exc
+    try:
+        return await unit(conn, *args)
     except Exception as exc:
         mapped = translate(exc)
+        if isinstance(mapped, StoreUnavailable):
+            # A connection that failed mid-operation may be in a broken protocol state where
+            # a normal release (which resets it) waits forever: close it instead. (If the
+            # pool already detached it, the proxy refuses, which is just as good.)
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         if mapped is exc:
             raise
         raise mapped from exc
+    finally:
+        # A failed release already terminated the connection inside asyncpg; the unit's own
+        # result or error is what matters.
+        with contextlib.suppress(Exception):
+            await pool.release(conn, timeout=RELEASE_TIMEOUT_S)
 
 
 async def run(pool: asyncpg.Pool, unit: Unit[T], *args: Any) -> T:
@@ -109,10 +133,10 @@ async def connect(dsn: str) -> asyncpg.Connection:
         raise translate(exc) from exc
 
 
-async def call(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+async def call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """Await an asyncio-side coroutine function (e.g. a method of a dedicated connection)."""
     try:
-        return await trio_asyncio.aio_as_trio(fn)(*args)
+        return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)
     except Exception as exc:
         mapped = translate(exc)
         if mapped is exc:

@@ -17,6 +17,10 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def authenticate() -> None:
+    # Read the whole body before any early answer: hypercorn leaves a keep-alive connection
+    # hanging when the response completes before the request body has arrived (seen as a
+    # client timeout right after fast 401/503 answers).
+    await request.get_data(cache=True)
     if request.path in PUBLIC_PATHS:
         return
     header = request.headers.get("Authorization", "")

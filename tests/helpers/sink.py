@@ -1,7 +1,8 @@
 """A real local HTTP/1.1 server (trio + h11) that records every request.
 
 Behaviour by path: ``/status/<code>`` answers that code, ``/hang`` never answers,
-``/slow/<ms>`` answers after a delay, anything else answers 200 "ok". Usable in-process
+``/slow/<ms>`` answers after a delay, ``/gate/...`` waits until ``/_open_gate`` was called
+(requests to it are recorded only once answered), anything else answers 200 "ok". Usable in-process
 (``async with serve_sink() as sink``) or as its own process (``python -m tests.helpers.sink``),
 which prints ``PORT <n>`` and appends one JSON line per request to ``--log``.
 """
@@ -35,6 +36,8 @@ class Sink:
     requests: list[Received] = field(default_factory=list)
     arrived: trio.Event = field(default_factory=trio.Event)
     log_path: str | None = None
+    gate: trio.Event = field(default_factory=trio.Event)
+    held: int = 0  # requests waiting at the gate
 
     @property
     def url(self) -> str:
@@ -90,9 +93,16 @@ class Sink:
                 assert request is not None
                 path = request.target.decode()
                 headers = {k.decode().lower(): v.decode() for k, v in request.headers}
-                self._record(
-                    Received(request.method.decode(), path, headers, bytes(body), time.time())
-                )
+                received = Received(request.method.decode(), path, headers, bytes(body), 0.0)
+                if path.startswith("/gate/"):
+                    self.held += 1
+                    try:
+                        await self.gate.wait()
+                    finally:
+                        self.held -= 1
+                received.at = time.time()
+                if path not in ("/_open_gate", "/_held"):
+                    self._record(received)
                 status, payload = await self._answer(path)
                 await stream.send_all(
                     conn.send(
@@ -114,6 +124,11 @@ class Sink:
             await stream.aclose()
 
     async def _answer(self, path: str) -> tuple[int, bytes]:
+        if path == "/_open_gate":
+            self.gate.set()
+            return 200, b"open"
+        if path == "/_held":
+            return 200, str(self.held).encode()
         if path.startswith("/status/"):
             code = int(path.split("/")[2])
             return code, f"status {code}".encode()

@@ -1,0 +1,89 @@
+"""An actor raising mid-loop is restarted by its supervisor, and no execution is lost or run
+twice. The fault is injected into the real store (FaultyStore): one call raises a
+non-transient StoreError, which the actor does not handle, so it crashes — except the pool's
+recorder, which isolates a refused batch row by row instead of dropping deliveries."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import trio
+
+from runlater.config import Settings
+from runlater.errors import StoreError
+from runlater.node import build_node
+from runlater.store.postgres import Store
+from tests.helpers.factories import cron_task, make_org, once_task
+from tests.helpers.faulty import FaultyStore
+from tests.helpers.sink import serve_sink
+
+FAST = Settings(
+    host="127.0.0.1",
+    port=0,
+    allow_private_targets=True,
+    min_workers=1,
+    max_workers=8,
+    poll_interval_s=0.05,
+    rescue_interval_s=0.2,
+    leader_lease_s=2,
+    leader_renew_s=0.2,
+    lease_margin_s=1,
+    restart_max=50,
+)
+
+
+@pytest.mark.parametrize(
+    ("logged", "method"),
+    [
+        ("actor crashed supervisor=root actor=pool", "claim"),
+        ("actor=pool recorder batch refused", "complete"),
+        ("actor crashed supervisor=root actor=rescuer", "rescue_expired"),
+        ("actor crashed supervisor=root actor=elector", "acquire_leader_lease"),
+        ("actor crashed supervisor=leader actor=scheduler", "due_cron_tasks"),
+        ("actor crashed supervisor=leader actor=scheduler", "advance_cron"),
+    ],
+)
+async def test_crashed_actor_is_restarted_and_nothing_is_lost(
+    store: Store, caplog: pytest.LogCaptureFixture, logged: str, method: str
+) -> None:
+    org, _ = await make_org(store)
+    faulty = FaultyStore(store)
+    faulty.fail(method, lambda n: n == 2, StoreError(f"injected fault in {method}"))
+    async with serve_sink() as sink, httpx.AsyncClient() as http:
+        once_ids = []
+        for i in range(10):
+            row = await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0)
+            once_ids.append(row["execution_id"])
+        slot = (datetime.now(UTC) - timedelta(seconds=5)).replace(microsecond=0)
+        cron = await store.insert_task(
+            org, cron_task(f"{sink.url}/cron", "* * * * *", slot.isoformat()), None
+        )
+        node = build_node(FAST, faulty, http)  # type: ignore[arg-type]
+        with caplog.at_level(logging.ERROR):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.supervisor.run)
+                with trio.fail_after(20):
+                    while True:
+                        crashed = any(logged in r.getMessage() for r in caplog.records)
+                        done = {r.path for r in sink.requests}
+                        if crashed and len(done) == 11 and faulty.calls.get(method, 0) > 2:
+                            break
+                        await trio.sleep(0.05)
+                    while not await _all_recorded(store, org, once_ids):
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+    paths = sorted(r.path for r in sink.requests)
+    assert paths == sorted([*(f"/once/{i}" for i in range(10)), "/cron"]), paths
+    runs = await store.list_task_executions(org, cron["id"], status=None, limit=10, offset=0)
+    assert [r["scheduled_for"] for r in runs] == [slot]
+
+
+async def _all_recorded(store: Store, org: object, ids: list[object]) -> bool:
+    for execution_id in ids:
+        row = await store.get_execution(org, execution_id)  # type: ignore[arg-type]
+        if row["status"] != "success":
+            return False
+    return True
