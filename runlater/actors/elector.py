@@ -57,6 +57,10 @@ class Elector:
 
     async def run_once(self) -> ElectorResult:
         was = self.is_leader
+        # The database computed the expiry after this instant: counting from here (not from
+        # when the reply arrived) keeps the local deadline before the real one however slow
+        # the reply was.
+        sent_at = trio.current_time()
         try:
             valid_for = await self.store.acquire_leader_lease(LEASE_NAME, self.node, self.lease_s)
         except StoreUnavailable as exc:
@@ -65,7 +69,7 @@ class Elector:
             if self.is_leader and trio.current_time() < self._valid_until:
                 return ElectorResult(True, False)  # our lease still holds
         if valid_for is not None:
-            self._valid_until = trio.current_time() + valid_for - SAFETY_S
+            self._valid_until = sent_at + valid_for - SAFETY_S
         self.is_leader = valid_for is not None
         if self.is_leader != was:
             log.info(

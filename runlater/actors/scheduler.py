@@ -58,10 +58,12 @@ def plan_advance(task: DueCronTask, now: datetime, grace_s: float) -> CronAdvanc
         slots = [task.next_run_at, *schedule.runs_between(task.next_run_at, now)]
     else:
         slots = schedule.runs_between(horizon, now)
-    slots = [s for s in slots if s <= now][-(MAX_MISSED_ROWS + 1) :]
-    runs: list[tuple[datetime, str]] = [(s, "missed") for s in slots]
-    if slots and (now - slots[-1]).total_seconds() <= grace_s:
-        runs[-1] = (slots[-1], "pending")
+    slots = [s for s in slots if s <= now]
+    fire = slots.pop() if slots and (now - slots[-1]).total_seconds() <= grace_s else None
+    # At most MAX_MISSED_ROWS missed rows, whether or not the latest slot runs.
+    runs: list[tuple[datetime, str]] = [(s, "missed") for s in slots[-MAX_MISSED_ROWS:]]
+    if fire is not None:
+        runs.append((fire, "pending"))
     return CronAdvance(task.id, task.next_run_at, schedule.next_after(now), tuple(runs))
 
 

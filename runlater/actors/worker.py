@@ -46,6 +46,9 @@ def outcome_of(
         error_message=attempt.error,
         request_headers=attempt.request_headers,
         response_headers=attempt.response_headers,
+        request_method=claimed.method,
+        request_url=claimed.url,
+        request_body=claimed.body,
         retry_in_s=retry_delay_s(
             schedule_type=claimed.schedule_type,
             attempt=claimed.attempt,

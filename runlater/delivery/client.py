@@ -84,7 +84,9 @@ class Deliverer:
             attempt.error = f"no complete response within {claimed.timeout_ms} ms"
         except UrlNotAllowed as exc:
             attempt.error = f"url not allowed: {exc}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            # ValueError covers what httpx refuses to encode (e.g. a non-ASCII header value
+            # stored before validation was stricter): a failed attempt, never a worker crash.
             attempt.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         attempt.duration_ms = round((time.perf_counter() - started) * 1000)
         return attempt

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -44,7 +45,9 @@ FORBIDDEN_HEADERS = frozenset(
         "expect",
     }
 )
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# What an HTTP client can send as a header value: visible ASCII, space and tab.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 _STATUS_CODES = re.compile(r"^\s*[1-5]\d\d(\s*,\s*[1-5]\d\d)*\s*$")
 _DELAY = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -104,7 +107,7 @@ class TaskFields(BaseModel):
         seen: set[str] = set()
         for name, header_value in value.items():
             lower = name.lower()
-            if not _TOKEN.match(name):
+            if not _TOKEN.fullmatch(name):
                 raise ValueError(f"invalid header name {name!r}")
             if lower in FORBIDDEN_HEADERS:
                 raise ValueError(f"header {name!r} is set by Runlater and cannot be overridden")
@@ -112,10 +115,23 @@ class TaskFields(BaseModel):
                 raise ValueError(f"header {name!r} given twice")
             if any(c in header_value for c in "\r\n\x00"):
                 raise ValueError(f"header {name!r} contains a line break or NUL")
+            if not _HEADER_VALUE.fullmatch(header_value):
+                raise ValueError(f"header {name!r} may contain only printable ASCII characters")
             seen.add(lower)
         if len(value) > 50:
             raise ValueError("at most 50 headers")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name)") from None
+        return value.strip()
 
     @field_validator("body", mode="before")
     @classmethod
@@ -216,8 +232,12 @@ def parse_run_at(value: Any, now: datetime) -> datetime:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise ApiError(400, "invalid_run_at", message) from None
-    if when.tzinfo is None:
+    if when.tzinfo is None or when.utcoffset() is None:
         raise ApiError(400, "invalid_run_at", message)
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(400, "invalid_run_at", "run_at is out of range") from None
     if when < now - timedelta(seconds=RUN_AT_MAX_PAST_S):
         raise ApiError(400, "invalid_run_at", "run_at is more than 5 minutes in the past")
     return when
@@ -278,16 +298,18 @@ def parse_create(payload: Any, now: datetime) -> TaskDraft:
     return TaskDraft(row, delay_s)
 
 
-def parse_update(payload: Any) -> tuple[dict[str, Any], str | None]:
-    """The changed writable fields, and a new cron expression if one was given."""
+def parse_update(payload: Any, now: datetime) -> tuple[dict[str, Any], str | None]:
+    """The changed writable fields, and a new cron expression if one was given.
+
+    ``run_at``/``scheduled_at`` moves a one-time task whose execution is still pending.
+    """
     data = unwrap(payload, "task")
-    for key in ("delay", "scheduled_at"):
-        if key in data:
-            raise validation_error(
-                {key: ["the time of a one-time task cannot be changed; create a new task"]}
-            )
+    if "delay" in data:
+        raise validation_error({"delay": ["use run_at to move a one-time task"]})
     fields = validate_fields(data)
     changes = {k: getattr(fields, k) for k in fields.model_fields_set}
+    if data.get("scheduled_at") is not None:
+        changes["scheduled_at"] = parse_run_at(data["scheduled_at"], now).isoformat()
     for required in (
         "url",
         "name",

@@ -70,6 +70,11 @@ async def _update_task(
             return None
         changes = plan(dict(current))
         await conn.fetchrow(Q.update_task, org_id, task_id, changes)
+        if "scheduled_at" in changes:
+            await conn.fetch(
+                Q.move_pending_once_execution, org_id, task_id, changes["scheduled_at"]
+            )
+            await conn.execute(Q.notify_executions, "")
         return _row(await conn.fetchrow(Q.get_task, org_id, task_id))
 
 
@@ -180,7 +185,7 @@ class Store:
         offset: int,
     ) -> list[Row]:
         return await self._run(
-            _fetch, Q.list_tasks, org_id, None, schedule_type, queue, status, limit, offset
+            _fetch, Q.list_tasks, org_id, schedule_type, queue, status, limit, offset
         )
 
     async def update_task(self, org_id: UUID, task_id: UUID, plan: Any) -> Row:
@@ -243,6 +248,9 @@ class Store:
             [o.request_headers for o in outcomes],
             [o.response_headers for o in outcomes],
             [o.retry_in_s for o in outcomes],
+            [o.request_method for o in outcomes],
+            [o.request_url for o in outcomes],
+            [o.request_body for o in outcomes],
         )
         row = await self._run(_fetchrow, Q.complete_executions, *cols)
         return row["completed"], row["retried"]

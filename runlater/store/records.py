@@ -42,6 +42,9 @@ class Outcome:
     request_headers: dict[str, str] | None = None
     response_headers: dict[str, str] | None = None
     retry_in_s: float | None = None
+    request_method: str | None = None
+    request_url: str | None = None
+    request_body: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,9 +36,11 @@ select count(*) from executions where status = 'pending' and scheduled_for <= no
 with outcome as (
     select *
     from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::int[], $6::text[],
-                $7::text[], $8::jsonb[], $9::jsonb[], $10::float8[])
+                $7::text[], $8::jsonb[], $9::jsonb[], $10::float8[], $11::text[], $12::text[],
+                $13::text[])
          as o(id, lease_token, status, status_code, duration_ms, response_body,
-              error_message, request_headers, response_headers, retry_in_s)
+              error_message, request_headers, response_headers, retry_in_s, request_method,
+              request_url, request_body)
 ), done as (
     update executions e
     set status = o.status,
@@ -47,7 +49,10 @@ with outcome as (
         duration_ms = o.duration_ms,
         response_body = o.response_body,
         error_message = o.error_message,
+        request_method = o.request_method,
+        request_url = o.request_url,
         request_headers = o.request_headers,
+        request_body = o.request_body,
         response_headers = o.response_headers,
         lease_token = null,
         lease_expires_at = null

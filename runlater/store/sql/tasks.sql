@@ -41,16 +41,16 @@ from t left join e on true
 select * from task_view where organization_id = $1 and id = $2
 
 -- name: list_tasks
--- $3 schedule_type or null, $4 queue filter: null = any, '' = no queue, else that queue;
--- $5 last execution status or null.
+-- $2 schedule_type or null, $3 queue filter: null = any, '' = no queue, else that queue;
+-- $4 last execution status or null.
 select *, count(*) over () as total
 from task_view
 where organization_id = $1
-  and ($3::text is null or schedule_type = $3)
-  and ($4::text is null or ($4 = '' and queue is null) or queue = $4)
-  and ($5::text is null or last_execution_status = $5)
+  and ($2::text is null or schedule_type = $2)
+  and ($3::text is null or ($3 = '' and queue is null) or queue = $3)
+  and ($4::text is null or last_execution_status = $4)
 order by coalesce(last_execution_at, updated_at) desc, id desc
-limit $6 offset $7
+limit $5 offset $6
 
 -- name: update_task
 -- $3: JSON of the fields to change (only keys present change). next_run_at/interval_minutes
@@ -70,6 +70,7 @@ with r as (
         interval_minutes = case when $3 ? 'interval_minutes' then r.interval_minutes
                                 else t.interval_minutes end,
         next_run_at = case when $3 ? 'next_run_at' then r.next_run_at else t.next_run_at end,
+        scheduled_at = case when $3 ? 'scheduled_at' then r.scheduled_at else t.scheduled_at end,
         enabled = case when $3 ? 'enabled' then r.enabled else t.enabled end,
         timeout_ms = case when $3 ? 'timeout_ms' then r.timeout_ms else t.timeout_ms end,
         retry_attempts = case when $3 ? 'retry_attempts' then r.retry_attempts
@@ -141,6 +142,16 @@ order by scheduled_for desc, id desc
 limit $4 offset $5
 
 -- name: get_execution
-select e.*, t.url as request_url, t.method as request_method, t.body as request_body
+-- The request as sent; before it is sent, the request the task will send.
+select e.*, coalesce(e.request_method, t.method) as request_method,
+       coalesce(e.request_url, t.url) as request_url,
+       case when e.request_method is null then t.body else e.request_body end as request_body
 from executions e join tasks t on t.id = e.task_id
 where e.organization_id = $1 and e.id = $2
+
+-- name: move_pending_once_execution
+-- A one-time task's new run_at moves its first execution while it is still pending.
+update executions
+set scheduled_for = $3::text::timestamptz
+where organization_id = $1 and task_id = $2 and status = 'pending' and source = 'schedule'
+returning id

@@ -12,18 +12,42 @@ from runlater.web.errors import ApiError, not_found, validation_error
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
+# Deeper documents are refused before any recursive code (NUL scan, json.dumps) walks them.
+MAX_JSON_DEPTH = 100
+
+
+def _deeper_than(payload: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than ``limit`` levels (iterative: no recursion)."""
+    stack = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 async def json_body() -> Any:
     raw = await request.get_data(as_text=False)
     if not raw.strip():
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    too_deep = f"request body nests arrays/objects more than {MAX_JSON_DEPTH} levels deep"
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", too_deep) from None
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
+    if _deeper_than(payload, MAX_JSON_DEPTH):
+        raise ApiError(400, "invalid_json", too_deep)
     return payload
 
 

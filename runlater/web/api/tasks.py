@@ -87,9 +87,9 @@ async def get_task(task_id: str) -> Any:
 @bp.route("/tasks/<task_id>", methods=["PATCH", "PUT"])
 async def update_task(task_id: str) -> Any:
     tid = parse_id(task_id, "task")
-    changes, expression = parse_update(await json_body())
-    await _check_urls(changes)
     now = _now()
+    changes, expression = parse_update(await json_body(), now)
+    await _check_urls(changes)
 
     def plan(current: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in changes.items() if k != "cron_expression"}
@@ -99,6 +99,8 @@ async def update_task(task_id: str) -> Any:
                     {"cron_expression": ["a one-time task cannot become a cron task"]}
                 )
             return out
+        if "scheduled_at" in out:
+            raise validation_error({"scheduled_at": ["a cron task has no run_at; change its cron"]})
         new_expression = expression or current["cron_expression"]
         new_zone = changes.get("timezone") or current["timezone"]
         re_enabled = changes.get("enabled") is True and not current["enabled"]
