@@ -43,6 +43,11 @@ class Conflict(StoreError):
     """Raised by the store when a unique constraint or a concurrent update refuses a write."""
 
 
+class TransientConflict(Conflict):
+    """Raised by the store for a deadlock, serialization failure or lock timeout: the same
+    write can simply be tried again (actors back off and retry, as for StoreUnavailable)."""
+
+
 class InvalidCron(RunlaterError):
     """Raised by ``runlater.cron`` for an unparsable cron expression or an unknown time zone."""
 

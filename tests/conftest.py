@@ -73,19 +73,23 @@ def template_dsn(pg_server_dsn: str) -> str:
 
 
 def clone_database(pg_server_dsn: str) -> str:
+    # FILE_COPY: for a small template much faster than Postgres 15's default WAL_LOG.
     name = f"t_{uuid.uuid4().hex[:16]}"
-    _admin(pg_server_dsn, f"create database {name} template {TEMPLATE}")
+    _admin(pg_server_dsn, f"create database {name} template {TEMPLATE} strategy file_copy")
     return name
 
 
 @pytest.fixture
 def database_url(pg_server_dsn: str, template_dsn: str) -> Iterator[str]:
-    """A fresh migrated database for this test (a clone of the template)."""
+    """A fresh migrated database for this test (a clone of the template). On the suite's own
+    throwaway cluster clones are left for the cluster's removal; on an external server they
+    are dropped."""
     name = clone_database(pg_server_dsn)
     try:
         yield with_database(pg_server_dsn, name)
     finally:
-        _admin(pg_server_dsn, f"drop database if exists {name} with (force)")
+        if os.environ.get("RUNLATER_TEST_DATABASE_URL"):
+            _admin(pg_server_dsn, f"drop database if exists {name} with (force)")
 
 
 @pytest.fixture

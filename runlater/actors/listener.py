@@ -31,6 +31,7 @@ class Listener:
         self.routes = routes
         self.connected = trio.Event()
         self.reconnects = 0
+        self.listened = False  # set once a connection was LISTENing
 
     def _wake_all(self, reason: str) -> None:
         for channels in self.routes.values():
@@ -51,6 +52,7 @@ class Listener:
             for channel in self.routes:
                 await bridge.call(conn.add_listener, channel, self._on_notify)
             self.connected.set()
+            self.listened = True
             self._wake_all("listener connected")
             while not lost.is_set():
                 with trio.move_on_after(HEALTH_CHECK_S):
@@ -74,6 +76,9 @@ class Listener:
             try:
                 await self.run_once()
             except StoreUnavailable as exc:
+                if self.listened:  # it was up: start the backoff afresh
+                    backoff.reset()
+                    self.listened = False
                 delay = backoff.next_delay_s()
                 self.reconnects += 1
                 log.warning("actor=listener disconnected retry_in_s=%.2f error=%s", delay, exc)

@@ -25,7 +25,7 @@ from runlater.actors.messages import Wake, hint
 from runlater.actors.worker import Worker, WorkerResult
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
-from runlater.errors import StoreError, StoreUnavailable
+from runlater.errors import StoreError, StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
 from runlater.store.records import ClaimedExecution, Outcome
 
@@ -182,7 +182,7 @@ class PoolManager:
                 result = await self._tick(work_send, spawn)
                 backoff.reset()
                 wait_s = self._wait_s(result)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, TransientConflict) as exc:
                 wait_s = backoff.next_delay_s()
                 log.warning("actor=pool database unavailable retry_in_s=%.2f error=%s", wait_s, exc)
             await self._sleep_or_wake(wait_s)

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from runlater.actors.backoff import Backoff
-from runlater.errors import StoreUnavailable
+from runlater.errors import StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
 
 log = logging.getLogger("runlater.actors.rescuer")
@@ -26,7 +26,7 @@ BATCH = 1000
 @dataclass(frozen=True, slots=True)
 class RescuerResult:
     requeued: int
-    failed: int
+    failed: int  # failed after too many interruptions, or cancelled (task deleted)
 
 
 class Rescuer:
@@ -39,8 +39,8 @@ class Rescuer:
         while True:
             result = await self.store.rescue_expired(BATCH)
             requeued += result.requeued
-            failed += result.failed
-            if result.requeued + result.failed < BATCH:
+            failed += result.failed + result.cancelled
+            if result.requeued + result.failed + result.cancelled < BATCH:
                 break
         if requeued:
             await self.store.notify_executions()
@@ -56,6 +56,6 @@ class Rescuer:
                 await self.run_once()
                 backoff.reset()
                 await trio.sleep(self.interval_s)
-            except StoreUnavailable as exc:
+            except (StoreUnavailable, TransientConflict) as exc:
                 log.warning("actor=rescuer database unavailable error=%s", exc)
                 await backoff.wait()

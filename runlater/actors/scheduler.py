@@ -26,7 +26,7 @@ import trio
 from runlater.actors.backoff import Backoff
 from runlater.clock import Clock
 from runlater.cron import CronSchedule
-from runlater.errors import InvalidCron, StoreUnavailable
+from runlater.errors import InvalidCron, StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
 from runlater.store.records import CronAdvance, DueCronTask
 
@@ -109,13 +109,20 @@ class Scheduler:
             try:
                 await self.run_once()
                 backoff.reset()
-                wait_s = TICK_S
-            except StoreUnavailable as exc:
+                wait_s = await self._until_next_due()
+            except (StoreUnavailable, TransientConflict) as exc:
                 wait_s = backoff.next_delay_s()
                 log.warning(
                     "actor=scheduler database unavailable retry_in_s=%.2f error=%s", wait_s, exc
                 )
             await self._sleep_or_wake(wait_s)
+
+    async def _until_next_due(self) -> float:
+        """Sleep exactly until the next slot (at most a tick), so cron runs start on time."""
+        next_due = await self.store.next_cron_due()
+        if next_due is None:
+            return TICK_S
+        return min(TICK_S, max(0.0, (next_due - self.clock.now()).total_seconds()))
 
     async def _sleep_or_wake(self, wait_s: float) -> None:
         if self.mailbox is None:

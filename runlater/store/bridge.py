@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import asyncpg
 import trio_asyncio
 
-from runlater.errors import Conflict, StoreError, StoreUnavailable
+from runlater.errors import Conflict, StoreError, StoreUnavailable, TransientConflict
 
 T = TypeVar("T")
 Unit = Callable[..., Awaitable[T]]
@@ -32,7 +32,8 @@ RELEASE_TIMEOUT_S = 5.0
 
 # SQLSTATE classes/codes that mean "the database is not reachable right now".
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "53400")
-_CONFLICT_STATES = ("23505", "40001", "40P01", "55P03")
+_CONFLICT_STATES = ("23505",)
+_TRANSIENT_CONFLICT_STATES = ("40001", "40P01", "55P03")
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -43,6 +44,8 @@ def translate(exc: BaseException) -> BaseException:
         state = getattr(exc, "sqlstate", "") or ""
         if state.startswith(_UNAVAILABLE_STATES):
             return StoreUnavailable(f"database unavailable: {exc}")
+        if state in _TRANSIENT_CONFLICT_STATES:
+            return TransientConflict(str(exc))
         if state in _CONFLICT_STATES:
             return Conflict(str(exc))
         return StoreError(f"database error {state}: {exc}")

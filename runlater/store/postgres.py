@@ -265,8 +265,10 @@ class Store:
 
     async def rescue_expired(self, limit: int = 1000) -> RescueResult:
         rows = await self._run(_fetch, Q.rescue_expired_leases, limit, MAX_INTERRUPTIONS)
-        failed = sum(1 for r in rows if r["status"] == "failed")
-        return RescueResult(requeued=len(rows) - failed, failed=failed)
+        count = {s: sum(1 for r in rows if r["status"] == s) for s in ("pending", "failed")}
+        return RescueResult(
+            count["pending"], count["failed"], len(rows) - count["pending"] - count["failed"]
+        )
 
     async def count_claimable(self) -> int:
         return await self._run(_fetchval, Q.count_claimable)
@@ -285,6 +287,10 @@ class Store:
         await self._run(_fetchval, Q.release_leader_lease, name, holder)
 
     # -- scheduler
+
+    async def next_cron_due(self) -> datetime | None:
+        """When the earliest enabled cron task is next due (None when there is none)."""
+        return await self._run(_fetchval, Q.next_cron_due)
 
     async def due_cron_tasks(self, now: datetime, limit: int) -> list[DueCronTask]:
         rows = await self._run(_fetch, Q.due_cron_tasks, now, limit)

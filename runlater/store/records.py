@@ -76,7 +76,8 @@ class AdvanceResult:
 @dataclass(frozen=True, slots=True)
 class RescueResult:
     requeued: int
-    failed: int
+    failed: int  # interrupted too often
+    cancelled: int = 0  # its task was deleted meanwhile
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,27 +73,37 @@ with outcome as (
 select (select count(*) from done) as completed, (select count(*) from retried) as retried
 
 -- name: rescue_expired_leases
--- Expired leases go back to pending; the third interruption fails the execution for good.
+-- Expired leases go back to pending; the third interruption fails the execution for good; an
+-- execution whose task was deleted meanwhile is cancelled instead of run again.
 with expired as (
-    select id
-    from executions
-    where status = 'running' and lease_expires_at < now()
-    order by lease_expires_at
+    select e.id, (t.deleted_at is not null) as task_gone
+    from executions e
+    join tasks t on t.id = e.task_id
+    where e.status = 'running' and e.lease_expires_at < now()
+    order by e.lease_expires_at
     limit $1
-    for update skip locked
+    for update of e skip locked
+), decided as (
+    select x.id,
+           case when x.task_gone then 'cancelled'
+                when e.rescue_count + 1 >= $2 then 'failed'
+                else 'pending' end as status
+    from expired x join executions e on e.id = x.id
 )
 update executions e
-set status = case when e.rescue_count + 1 >= $2 then 'failed' else 'pending' end,
-    finished_at = case when e.rescue_count + 1 >= $2 then now() end,
-    error_message = case when e.rescue_count + 1 >= $2
-        then 'interrupted ' || (e.rescue_count + 1) || ' times: the node running it stopped'
+set status = d.status,
+    finished_at = case when d.status = 'pending' then null else now() end,
+    error_message = case
+        when d.status = 'cancelled' then 'task deleted'
+        when d.status = 'failed'
+            then 'interrupted ' || (e.rescue_count + 1) || ' times: the node running it stopped'
         else e.error_message end,
-    started_at = case when e.rescue_count + 1 >= $2 then e.started_at end,
+    started_at = case when d.status = 'pending' then null else e.started_at end,
     rescue_count = e.rescue_count + 1,
     lease_token = null,
     lease_expires_at = null
-from expired x
-where e.id = x.id
+from decided d
+where e.id = d.id
 returning e.id, e.status
 
 -- name: release_leases
@@ -123,6 +133,10 @@ where t.schedule_type = 'cron' and t.enabled and t.deleted_at is null
   and t.next_run_at <= $1
 order by t.next_run_at
 limit $2
+
+-- name: next_cron_due
+select min(next_run_at) from tasks
+where schedule_type = 'cron' and enabled and deleted_at is null
 
 -- name: advance_cron_tasks
 -- Compare-and-set next_run_at, and insert the runs of the tasks whose CAS won, in one
