@@ -124,6 +124,7 @@ class Sink:
             await stream.aclose()
 
     async def _answer(self, path: str) -> tuple[int, bytes]:
+        path = path.split("?", 1)[0]
         if path == "/_open_gate":
             self.gate.set()
             return 200, b"open"

@@ -97,3 +97,38 @@ async def test_pool_manager_delivers_a_burst_with_batched_recording(store: Store
             nursery.cancel_scope.cancel()
         assert sorted(r.path for r in sink.requests) == sorted(f"/n/{i}" for i in range(30))
         assert pool.workers <= settings.max_workers
+
+
+async def test_pool_grows_with_work_and_idle_workers_exit_down_to_min(store: Store) -> None:
+    """Workers are spawned for claimed work up to max_workers and exit after worker_idle_s,
+    never below min_workers."""
+    org, _ = await make_org(store)
+    settings = Settings(
+        min_workers=1,
+        max_workers=6,
+        poll_interval_s=0.05,
+        worker_idle_s=0.2,
+        allow_private_targets=True,
+    )
+    async with serve_sink() as sink, httpx.AsyncClient() as http:
+        for i in range(12):
+            await store.insert_task(org, once_task(f"{sink.url}/slow/300?{i}"), 0)
+        send, recv = trio.open_memory_channel(16)
+        pool = PoolManager(
+            store, deliverer(http), settings, node="n1", mailbox=recv, wake=send.clone()
+        )
+        peak = 0
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            assert pool.workers == 1
+            with trio.fail_after(10):
+                while len(sink.requests) < 12:
+                    peak = max(peak, pool.workers)
+                    await trio.sleep(0.01)
+                while pool.workers > settings.min_workers:
+                    await trio.sleep(0.05)
+            await trio.sleep(0.5)  # more than worker_idle_s: the last one stays
+            settled = pool.workers
+            nursery.cancel_scope.cancel()
+        assert peak == settings.max_workers
+        assert settled == settings.min_workers
