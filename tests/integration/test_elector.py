@@ -7,11 +7,8 @@ with a tiny lease and a polling deadline of a few seconds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
 import trio
 import trio_asyncio
 
@@ -19,19 +16,10 @@ from runlater.actors.elector import LEASE_NAME, Elector, ElectorResult
 from runlater.actors.messages import LeadershipChanged
 from runlater.errors import StoreUnavailable
 from runlater.store.postgres import Store
+from tests.helpers.db import raw_connection
 from tests.helpers.faulty import FaultyStore
 
 POLL_S = 0.02
-
-
-@asynccontextmanager
-async def raw_connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(dsn)
-    try:
-        yield conn
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio_asyncio.aio_as_trio(conn.close)()
 
 
 async def lease_row(dsn: str) -> dict[str, Any] | None:

@@ -7,14 +7,12 @@ the actor's tick loop does in production.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import trio
 import trio_asyncio
 
@@ -22,6 +20,7 @@ from runlater.actors.scheduler import Scheduler, SchedulerResult
 from runlater.clock import ManualClock
 from runlater.cron import CronSchedule
 from runlater.store.postgres import Store
+from tests.helpers.db import raw_connection
 from tests.helpers.factories import cron_task, make_org
 
 URL = "http://127.0.0.1:9/cron"
@@ -97,16 +96,6 @@ async def step(
         missed += result.missed
         t += every
     return SchedulerResult(advanced, created, missed)
-
-
-@asynccontextmanager
-async def raw_connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(dsn)
-    try:
-        yield conn
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio_asyncio.aio_as_trio(conn.close)()
 
 
 class Rendezvous:

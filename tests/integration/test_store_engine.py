@@ -8,8 +8,6 @@ the past with plain SQL on a separate connection — never by waiting.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -23,25 +21,11 @@ from runlater.actors.rescuer import Rescuer, RescuerResult
 from runlater.store import bridge
 from runlater.store.postgres import Store
 from runlater.store.records import ClaimedExecution, Outcome
+from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import cron_task, make_org, once_task
 
 URL = "http://127.0.0.1:9/x"
 FAR_FUTURE = "2999-01-01T00:00:00+00:00"
-
-
-@asynccontextmanager
-async def raw_connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection outside the store's pool (another session, as another node would be)."""
-    conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(dsn)
-    try:
-        yield conn
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio_asyncio.aio_as_trio(conn.close)()
-
-
-async def sql(conn: asyncpg.Connection, query: str, *args: Any) -> list[dict[str, Any]]:
-    return [dict(r) for r in await trio_asyncio.aio_as_trio(conn.fetch)(query, *args)]
 
 
 async def expire_leases(dsn: str, *ids: UUID) -> None:
