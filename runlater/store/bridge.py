@@ -69,6 +69,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool reset hook. asyncpg has already rolled back any open transaction; units of work
+    change no session state (no SET, no LISTEN, only transaction-scoped advisory locks), so
+    the default RESET ALL / UNLISTEN * / CLOSE ALL round trip on every release is skipped."""
+
+
 async def _aio_create_pool(dsn: str, size: int) -> asyncpg.Pool:
     # min_size=0: the pool opens even while Postgres is down; connections come on demand.
     return await asyncpg.create_pool(
@@ -76,6 +82,7 @@ async def _aio_create_pool(dsn: str, size: int) -> asyncpg.Pool:
         min_size=0,
         max_size=size,
         init=_init_connection,
+        reset=_keep_session,
         timeout=CONNECT_TIMEOUT_S,
         command_timeout=COMMAND_TIMEOUT_S,
         max_inactive_connection_lifetime=60.0,
