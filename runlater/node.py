@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import trio
 
+from runlater.actors.callbacker import Callbacker
 from runlater.actors.elector import Elector
 from runlater.actors.listener import Listener
 from runlater.actors.pool import PoolManager
@@ -66,6 +67,7 @@ def build_node(
     name = node_name(settings)
     pool_send, pool_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
     sched_send, sched_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
+    callback_send, callback_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
     deliverer = Deliverer(http, allow_private_targets=settings.allow_private_targets)
     pool = PoolManager(
         store, deliverer, settings, node=name, mailbox=pool_recv, wake=pool_send.clone()
@@ -94,13 +96,23 @@ def build_node(
         leader_group=leader_group,
     )
     web = WebServer(create_app(store, settings, clock), host=settings.host, port=settings.port)
-    routes = {"runlater_executions": [pool_send.clone()], "runlater_tasks": [sched_send.clone()]}
+    routes = {
+        "runlater_executions": [pool_send.clone()],
+        "runlater_tasks": [sched_send.clone()],
+        "runlater_callbacks": [callback_send.clone()],
+    }
     supervisor = Supervisor(
         [
             ChildSpec("listener", lambda: Listener(store.dsn, routes)),
             ChildSpec("elector", lambda: elector),
             ChildSpec("pool", lambda: pool),
             ChildSpec("rescuer", lambda: Rescuer(store, interval_s=settings.rescue_interval_s)),
+            ChildSpec(
+                "callbacker",
+                lambda: Callbacker(
+                    store, deliverer.sender, poll_s=settings.poll_interval_s, mailbox=callback_recv
+                ),
+            ),
             ChildSpec("web", lambda: web),
         ],
         policy,

@@ -208,7 +208,9 @@ class PoolManager:
         if result.free_slots and result.claimed == result.free_slots:
             return 0.0  # a full batch: there may be more
         if result.due_in_s is not None:
-            return max(0.0, min(poll, result.due_in_s))
+            # Due but not claimed (another node holds the rows right now): don't spin.
+            floor = 0.05 if result.claimed == 0 else 0.0
+            return max(floor, min(poll, result.due_in_s))
         return poll
 
     async def _sleep_or_wake(self, wait_s: float) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from runlater.delivery.client import Attempt, Deliverer
-from runlater.delivery.retry import retry_delay_s
+from runlater.delivery.retry import parse_retry_after, retry_delay_s
 from runlater.store.postgres import Store
 from runlater.store.records import ClaimedExecution, Outcome
 
@@ -49,6 +49,7 @@ def outcome_of(
         request_method=claimed.method,
         request_url=claimed.url,
         request_body=claimed.body,
+        retry_after_s=parse_retry_after(retry_after),
         retry_in_s=retry_delay_s(
             schedule_type=claimed.schedule_type,
             attempt=claimed.attempt,

@@ -13,6 +13,8 @@ import httpx
 import trio
 
 from runlater import __version__
+from runlater.delivery.assertions import judge
+from runlater.delivery.signing import signature_headers
 from runlater.delivery.ssrf import UrlNotAllowed, check_url
 from runlater.store.records import ClaimedExecution
 
@@ -43,7 +45,7 @@ class Attempt:
     )
 
     def __init__(self) -> None:
-        self.status = "failed"
+        self.status = "failed"  # failed | timeout | responded (then judged: success | failed)
         self.status_code: int | None = None
         self.duration_ms = 0
         self.response_body: str | None = None
@@ -52,36 +54,57 @@ class Attempt:
         self.error: str | None = None
 
 
-def request_headers(claimed: ClaimedExecution) -> dict[str, str]:
-    headers = {str(k): str(v) for k, v in (claimed.headers or {}).items()}
-    headers["User-Agent"] = USER_AGENT
+def request_headers(claimed: ClaimedExecution, body: bytes) -> dict[str, str]:
+    """The task's headers plus Runlater's own; Runlater's win over the task's."""
+    ours = {
+        "User-Agent": USER_AGENT,
+        "X-Runlater-Task-Id": str(claimed.task_id),
+        "X-Runlater-Execution-Id": str(claimed.id),
+        "X-Runlater-Attempt": str(claimed.attempt),
+        # webhook-id is the retry chain's first execution: stable across retries and rescues.
+        **signature_headers(
+            claimed.signing_secrets, str(claimed.root_execution_id), int(time.time()), body
+        ),
+    }
+    lowered = {k.lower() for k in ours}
+    headers = {
+        str(k): str(v) for k, v in (claimed.headers or {}).items() if str(k).lower() not in lowered
+    }
+    headers.update(ours)
     # Raw bytes are stored: ask for no compression (no decompression bombs to defuse).
     if not any(k.lower() == "accept-encoding" for k in headers):
         headers["Accept-Encoding"] = "identity"
-    headers["X-Runlater-Task-Id"] = str(claimed.task_id)
-    headers["X-Runlater-Execution-Id"] = str(claimed.id)
-    headers["X-Runlater-Attempt"] = str(claimed.attempt)
-    headers["webhook-id"] = str(claimed.root_execution_id)
     return headers
 
 
-class Deliverer:
-    def __init__(self, client: httpx.AsyncClient, *, allow_private_targets: bool) -> None:
+class Sender:
+    """One bounded HTTP exchange: a deadline over connect + send + receive, at most
+    ``MAX_BODY_BYTES`` of the response read, no redirects followed. Never raises for what the
+    target does; the outcome says what happened. Shared by deliveries and callbacks."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, allow_private_targets: bool, precheck_urls: bool = True
+    ) -> None:
+        """``precheck_urls``: resolve and check the URL before each attempt — needed only when
+        the client's transport does not check addresses at connect time itself."""
         self.client = client
         self.allow_private_targets = allow_private_targets
+        self.precheck_urls = precheck_urls
 
-    async def deliver(self, claimed: ClaimedExecution) -> Attempt:
-        attempt = Attempt()
-        attempt.request_headers = request_headers(claimed)
+    async def send(
+        self, attempt: Attempt, method: str, url: str, content: bytes | None, timeout_ms: int
+    ) -> None:
+        """Fill ``attempt`` (whose request_headers are set) with what the target answered."""
         started = time.perf_counter()
-        timeout_s = claimed.timeout_ms / 1000
+        timeout_s = timeout_ms / 1000
         try:
             with trio.fail_after(timeout_s):
-                await check_url(claimed.url, allow_private=self.allow_private_targets)
-                await self._send(claimed, attempt, timeout_s)
+                if self.precheck_urls:
+                    await check_url(url, allow_private=self.allow_private_targets)
+                await self._exchange(attempt, method, url, content, timeout_s)
         except trio.TooSlowError:
             attempt.status = "timeout"
-            attempt.error = f"no complete response within {claimed.timeout_ms} ms"
+            attempt.error = f"no complete response within {timeout_ms} ms"
         except UrlNotAllowed as exc:
             attempt.error = f"url not allowed: {exc}"
         except (httpx.HTTPError, OSError, ValueError) as exc:
@@ -89,15 +112,15 @@ class Deliverer:
             # stored before validation was stricter): a failed attempt, never a worker crash.
             attempt.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         attempt.duration_ms = round((time.perf_counter() - started) * 1000)
-        return attempt
 
-    async def _send(self, claimed: ClaimedExecution, attempt: Attempt, timeout_s: float) -> None:
-        body = claimed.body.encode("utf-8") if claimed.body is not None else None
+    async def _exchange(
+        self, attempt: Attempt, method: str, url: str, content: bytes | None, timeout_s: float
+    ) -> None:
         request = self.client.build_request(
-            claimed.method,
-            claimed.url,
+            method,
+            url,
             headers=attempt.request_headers,
-            content=body,
+            content=content,
             timeout=httpx.Timeout(timeout_s),
         )
         response = await self.client.send(request, stream=True, follow_redirects=False)
@@ -112,6 +135,37 @@ class Deliverer:
         attempt.status_code = response.status_code
         attempt.response_headers = dict(response.headers)
         attempt.response_body = body_text(bytes(raw))
-        attempt.status = "success" if 200 <= response.status_code < 300 else "failed"
-        if attempt.status == "failed":
-            attempt.error = f"HTTP {response.status_code}"
+        attempt.status = "responded"
+
+
+class Deliverer:
+    """Sends one execution's request (signed) and judges the response."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, *, allow_private_targets: bool, precheck_urls: bool = True
+    ) -> None:
+        self.sender = Sender(
+            client, allow_private_targets=allow_private_targets, precheck_urls=precheck_urls
+        )
+
+    async def deliver(self, claimed: ClaimedExecution) -> Attempt:
+        attempt = Attempt()
+        body = claimed.body.encode("utf-8") if claimed.body is not None else b""
+        attempt.request_headers = request_headers(claimed, body)
+        await self.sender.send(
+            attempt,
+            claimed.method,
+            claimed.url,
+            body if claimed.body is not None else None,
+            claimed.timeout_ms,
+        )
+        if attempt.status == "responded":
+            assert attempt.status_code is not None and attempt.response_body is not None
+            attempt.error = judge(
+                attempt.status_code,
+                attempt.response_body,
+                claimed.expected_status_codes,
+                claimed.expected_body_pattern,
+            )
+            attempt.status = "success" if attempt.error is None else "failed"
+        return attempt

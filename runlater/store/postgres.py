@@ -20,6 +20,7 @@ from runlater.store.queries import Q
 from runlater.store.records import (
     AdvanceResult,
     ApiKeyOwner,
+    CallbackResult,
     ClaimedExecution,
     CronAdvance,
     DueCronTask,
@@ -58,6 +59,11 @@ async def _claim(
     if len(rows) < limit:
         due_in = await conn.fetchval(Q.next_due_in_s)
     return rows, due_in
+
+
+async def _claim_callbacks(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Row]:
+    await conn.execute(Q.rescue_callbacks)
+    return [dict(r) for r in await conn.fetch(Q.claim_callbacks, limit, lease_s)]
 
 
 async def _update_task(
@@ -160,6 +166,12 @@ class Store:
             raise NotFound("organization not found")
         return row
 
+    async def rotate_webhook_secret(self, org_id: UUID, new_secret: str) -> Row:
+        row = await self._run(_fetchrow, Q.rotate_webhook_secret, org_id, new_secret)
+        if row is None:
+            raise NotFound("organization not found")
+        return row
+
     # -- tasks (API)
 
     async def insert_task(self, org_id: UUID, task: dict[str, Any], delay_s: float | None) -> Row:
@@ -251,6 +263,7 @@ class Store:
             [o.request_method for o in outcomes],
             [o.request_url for o in outcomes],
             [o.request_body for o in outcomes],
+            [o.retry_after_s for o in outcomes],
         )
         row = await self._run(_fetchrow, Q.complete_executions, *cols)
         return row["completed"], row["retried"]
@@ -275,6 +288,34 @@ class Store:
 
     async def notify_executions(self) -> None:
         await self._run(_fetchval, Q.notify_executions, "")
+
+    # -- callbacks
+
+    async def claim_callbacks(self, limit: int, lease_s: float) -> list[Row]:
+        """Rescue callbacks abandoned mid-send, then lease up to ``limit`` due ones."""
+        return await self._run(_claim_callbacks, limit, lease_s)
+
+    async def finish_callbacks(self, results: Sequence[CallbackResult], max_attempts: int) -> int:
+        if not results:
+            return 0
+        rows = await self._run(
+            _fetch,
+            Q.finish_callbacks,
+            [r.callback_id for r in results],
+            [r.lease_token for r in results],
+            [r.ok for r in results],
+            [r.status_code for r in results],
+            [r.error for r in results],
+            [r.retry_in_s for r in results],
+            max_attempts,
+        )
+        return len(rows)
+
+    async def next_callback_due_in(self) -> float | None:
+        return await self._run(_fetchval, Q.next_callback_due_in_s)
+
+    async def get_callback_for_execution(self, org_id: UUID, execution_id: UUID) -> Row | None:
+        return await self._run(_fetchrow, Q.get_callback_for_execution, org_id, execution_id)
 
     # -- leader lease
 

@@ -26,6 +26,9 @@ class ClaimedExecution:
     body: str | None
     timeout_ms: int
     retry_attempts: int
+    expected_status_codes: str | None = None
+    expected_body_pattern: str | None = None
+    signing_secrets: tuple[str, ...] | list[str] = ()  # newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Outcome:
     request_method: str | None = None
     request_url: str | None = None
     request_body: str | None = None
+    retry_after_s: float | None = None  # the target's Retry-After, for per-host backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +94,13 @@ class ApiKeyOwner:
 
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackResult:
+    callback_id: UUID
+    lease_token: UUID
+    ok: bool
+    status_code: int | None
+    error: str | None
+    retry_in_s: float

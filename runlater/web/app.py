@@ -13,7 +13,7 @@ from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.errors import NotFound, StoreError, StoreUnavailable
 from runlater.store.postgres import Store
-from runlater.web.api import tasks
+from runlater.web.api import org, tasks
 from runlater.web.auth import authenticate
 from runlater.web.errors import ApiError, error_response
 
@@ -37,6 +37,7 @@ def create_app(store: Store, settings: Settings, clock: Clock) -> QuartTrio:
     api = Blueprint("api", __name__, url_prefix="/api/v1")
     api.before_request(authenticate)
     api.register_blueprint(tasks.bp)
+    api.register_blueprint(org.bp)
     app.register_blueprint(api)
 
     @app.get("/health")

@@ -1,6 +1,7 @@
 """A real local HTTP/1.1 server (trio + h11) that records every request.
 
-Behaviour by path: ``/status/<code>`` answers that code, ``/hang`` never answers,
+Behaviour by path: ``/status/<code>`` answers that code, ``/body/<text>`` answers that text,
+``?retry_after=N`` adds a Retry-After header, ``/hang`` never answers,
 ``/slow/<ms>`` answers after a delay, ``/gate/...`` waits until ``/_open_gate`` was called
 (requests to it are recorded only once answered), anything else answers 200 "ok". Usable in-process
 (``async with serve_sink() as sink``) or as its own process (``python -m tests.helpers.sink``),
@@ -104,6 +105,7 @@ class Sink:
                 if path not in ("/_open_gate", "/_held"):
                     self._record(received)
                 status, payload = await self._answer(path)
+                extra = _query_headers(path)
                 await stream.send_all(
                     conn.send(
                         h11.Response(
@@ -111,6 +113,7 @@ class Sink:
                             headers=[
                                 ("content-length", str(len(payload))),
                                 ("content-type", "text/plain"),
+                                *extra,
                             ],
                         )
                     )
@@ -137,7 +140,16 @@ class Sink:
             await trio.sleep_forever()
         if path.startswith("/slow/"):
             await trio.sleep(int(path.split("/")[2]) / 1000)
+        if path.startswith("/body/"):
+            return 200, path.removeprefix("/body/").encode()
         return 200, b"ok"
+
+
+def _query_headers(path: str) -> list[tuple[str, str]]:
+    """``?retry_after=30`` on any path adds that response header."""
+    query = path.partition("?")[2]
+    pairs = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    return [("retry-after", pairs["retry_after"])] if "retry_after" in pairs else []
 
 
 @asynccontextmanager

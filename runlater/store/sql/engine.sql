@@ -1,12 +1,17 @@
 -- name: claim_executions
 -- Claim up to $1 due executions for node $2; lease = task timeout + $3 seconds (database clock).
+-- Hosts in backoff for the organization are skipped: their executions wait, no worker does.
 with picked as (
-    select id
-    from executions
-    where status = 'pending' and scheduled_for <= now()
-    order by priority, scheduled_for
+    select e.id
+    from executions e
+    join tasks t on t.id = e.task_id
+    where e.status = 'pending' and e.scheduled_for <= now()
+      and not exists (
+          select 1 from host_backoffs b
+          where b.organization_id = e.organization_id and b.host = t.host and b.until > now())
+    order by e.priority, e.scheduled_for
     limit $1
-    for update skip locked
+    for update of e skip locked
 )
 update executions e
 set status = 'running',
@@ -14,33 +19,46 @@ set status = 'running',
     lease_token = gen_random_uuid(),
     lease_expires_at = now() + make_interval(secs => t.timeout_ms / 1000.0 + $3),
     leased_by = $2
-from picked p, tasks t
-where e.id = p.id and t.id = e.task_id
+from picked p, tasks t, organizations o
+where e.id = p.id and t.id = e.task_id and o.id = e.organization_id
 returning e.id, e.lease_token, e.task_id, e.organization_id, e.attempt,
           coalesce(e.root_execution_id, e.id) as root_execution_id, e.scheduled_for,
           t.schedule_type, t.url, t.method, t.headers, t.body, t.timeout_ms,
-          t.retry_attempts
+          t.retry_attempts, t.expected_status_codes, t.expected_body_pattern,
+          array_remove(array[o.webhook_secret,
+                             case when o.previous_webhook_secret_expires_at > now()
+                                  then o.previous_webhook_secret end], null) as signing_secrets
 
 -- name: next_due_in_s
--- Seconds until the earliest pending execution is due (negative: overdue; null: none).
-select extract(epoch from (min(scheduled_for) - now()))::float8 as due_in
-from executions
-where status = 'pending'
+-- Seconds until something may be claimable: the earliest pending execution whose host is not
+-- in backoff, or the end of the earliest backoff (negative: overdue; null: nothing pending).
+select extract(epoch from (least(
+    (select e.scheduled_for
+     from executions e join tasks t on t.id = e.task_id
+     where e.status = 'pending'
+       and not exists (
+           select 1 from host_backoffs b
+           where b.organization_id = e.organization_id and b.host = t.host and b.until > now())
+     order by e.scheduled_for
+     limit 1),
+    (select min(until) from host_backoffs where until > now())
+) - now()))::float8 as due_in
 
 -- name: count_claimable
 select count(*) from executions where status = 'pending' and scheduled_for <= now()
 
 -- name: complete_executions
--- Fenced batch completion: a row changes only while its lease token still matches. Rows with a
--- retry delay get their next attempt inserted in the same statement.
+-- Fenced batch completion: a row changes only while its lease token still matches. In the same
+-- statement: the next attempt of rows with a retry delay, the callback outbox row of tasks with
+-- a callback_url, and the per-host backoff bookkeeping.
 with outcome as (
     select *
     from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::int[], $6::text[],
                 $7::text[], $8::jsonb[], $9::jsonb[], $10::float8[], $11::text[], $12::text[],
-                $13::text[])
+                $13::text[], $14::float8[])
          as o(id, lease_token, status, status_code, duration_ms, response_body,
               error_message, request_headers, response_headers, retry_in_s, request_method,
-              request_url, request_body)
+              request_url, request_body, retry_after_s)
 ), done as (
     update executions e
     set status = o.status,
@@ -58,8 +76,10 @@ with outcome as (
         lease_expires_at = null
     from outcome o
     where e.id = o.id and e.lease_token = o.lease_token and e.status = 'running'
-    returning e.id, e.organization_id, e.task_id, e.attempt, e.priority,
-              coalesce(e.root_execution_id, e.id) as root_id, o.retry_in_s
+    returning e.id, e.organization_id, e.task_id, e.attempt, e.priority, e.status,
+              e.status_code, e.duration_ms, e.response_body, e.error_message,
+              e.scheduled_for, e.finished_at,
+              coalesce(e.root_execution_id, e.id) as root_id, o.retry_in_s, o.retry_after_s
 ), retried as (
     insert into executions (organization_id, task_id, root_execution_id, source, attempt,
                             priority, scheduled_for)
@@ -69,8 +89,56 @@ with outcome as (
     join tasks t on t.id = d.task_id and t.deleted_at is null
     where d.retry_in_s is not null
     returning id
+), called as (
+    insert into callbacks (organization_id, execution_id, url, payload)
+    select d.organization_id, d.id, t.callback_url, jsonb_build_object(
+        'event', 'execution.completed', 'task_id', d.task_id, 'execution_id', d.id,
+        'status', d.status, 'status_code', d.status_code, 'duration_ms', d.duration_ms,
+        'response_body', d.response_body, 'error_message', d.error_message,
+        'attempt', d.attempt, 'scheduled_for', api_timestamp(d.scheduled_for),
+        'finished_at', api_timestamp(d.finished_at))
+    from done d
+    join tasks t on t.id = d.task_id
+    where t.callback_url is not null
+    on conflict (execution_id) do nothing
+    returning id
+), hosts as (
+    select d.organization_id, t.host,
+           bool_or(d.status = 'success') as recovered,
+           max(case when d.status_code = 429 then coalesce(d.retry_after_s, 10) end)
+               as throttled_s,
+           count(*) filter (where d.status <> 'success'
+                            and (d.status_code is null or d.status_code >= 500)) as failures
+    from done d
+    join tasks t on t.id = d.task_id
+    where t.host is not null
+    group by d.organization_id, t.host
+), backed_off as (
+    insert into host_backoffs as b (organization_id, host, failures, until)
+    select h.organization_id, h.host, h.failures,
+           now() + make_interval(secs => greatest(coalesce(h.throttled_s, 0),
+                                                  host_backoff_s(h.failures)))
+    from hosts h
+    where not h.recovered and (h.throttled_s is not null or h.failures > 0)
+    order by h.organization_id, h.host  -- one lock order for concurrent batches
+    on conflict (organization_id, host) do update
+        set failures = b.failures + excluded.failures,
+            until = greatest(b.until, excluded.until,
+                             now() + make_interval(
+                                 secs => host_backoff_s(b.failures + excluded.failures))),
+            updated_at = now()
+    returning 1
+), cleared as (
+    delete from host_backoffs b
+    using hosts h
+    where h.recovered and b.organization_id = h.organization_id and b.host = h.host
+    returning 1
 )
-select (select count(*) from done) as completed, (select count(*) from retried) as retried
+select (select count(*) from done) as completed, (select count(*) from retried) as retried,
+       (select count(*) from called) as callbacks,
+       (select count(*) from backed_off) + (select count(*) from cleared) as hosts_changed,
+       (select count(*) from (select pg_notify('runlater_callbacks', '')
+                              from called limit 1) n) as notified
 
 -- name: rescue_expired_leases
 -- Expired leases go back to pending; the third interruption fails the execution for good; an

@@ -27,3 +27,13 @@ where k.key_id = $1
 
 -- name: get_organization
 select * from organizations where id = $1
+
+-- name: rotate_webhook_secret
+-- The current secret keeps signing alongside the new one for 24 h.
+update organizations
+set previous_webhook_secret = webhook_secret,
+    previous_webhook_secret_expires_at = now() + interval '24 hours',
+    webhook_secret = $2,
+    updated_at = now()
+where id = $1
+returning *

@@ -1,0 +1,50 @@
+"""Signatures on everything Runlater sends (deliveries and callbacks).
+
+Two schemes, both from the organization's secret ``whsec_<base64 of 32 bytes>``:
+- ``X-Runlater-Signature: sha256=<hex HMAC-SHA256 of the raw body>``, key = the whole secret
+  string (the original Runlater scheme);
+- Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and
+  ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, key = the
+  base64-decoded part of the secret (verifiable with the ``standardwebhooks`` library).
+While a secret is being rotated, each header carries one signature per secret, space
+separated, the new one first, so receivers can switch keys at their own pace.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+PREFIX = "whsec_"
+
+
+def _standard_key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(PREFIX))
+
+
+def runlater_signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("ascii"), body, hashlib.sha256).hexdigest()
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_standard_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signature_headers(
+    secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """Headers signing ``body``; ``secrets`` newest first (one, or two during rotation)."""
+    if not secrets:
+        return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+    return {
+        "X-Runlater-Signature": " ".join(runlater_signature(s, body) for s in secrets),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(
+            standard_signature(s, msg_id, timestamp, body) for s in secrets
+        ),
+    }
