@@ -41,6 +41,9 @@ class Settings:
     worker_idle_s: float = 30.0
     db_pool_size: int = 10
     node_name: str = ""
+    # "runlater": our trio transport (SSRF check at connect). "httpx": httpx's default
+    # transport with a check before each request — the benchmark's baseline, not for use.
+    http_transport: str = "runlater"
 
     @property
     def public_base_url(self) -> str:
@@ -103,6 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("DATABASE_URL", "database_url"),
         ("BASE_URL", "base_url"),
         ("NODE_NAME", "node_name"),
+        ("HTTP_TRANSPORT", "http_transport"),
     ):
         if (raw := get(suffix)) is not None:
             values[field] = raw.strip()
@@ -123,6 +127,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             f"RUNLATER_MIN_WORKERS ({settings.min_workers}) exceeds "
             f"RUNLATER_MAX_WORKERS ({settings.max_workers})"
         )
+    if settings.http_transport not in ("runlater", "httpx"):
+        raise ConfigError("RUNLATER_HTTP_TRANSPORT must be runlater or httpx")
     if settings.leader_renew_s >= settings.leader_lease_s:
         raise ConfigError("RUNLATER_LEADER_RENEW_S must be shorter than RUNLATER_LEADER_LEASE_S")
     if settings.database_url and not settings.database_url.startswith(

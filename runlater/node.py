@@ -20,6 +20,7 @@ from runlater.actors.scheduler import Scheduler
 from runlater.clock import Clock, SystemClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
+from runlater.delivery.transport import NoCookies, TrioTransport, delivery_client
 from runlater.errors import StoreUnavailable
 from runlater.store.postgres import Store
 from runlater.supervisor import ChildSpec, RestartPolicy, Supervisor
@@ -48,6 +49,24 @@ class Node:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+def outbound_client(settings: Settings) -> httpx.AsyncClient:
+    """The client for every URL Runlater calls. Our transport checks each address at connect
+    (SSRF) and pools per host; httpx's own is only the benchmark's baseline."""
+    if settings.http_transport == "runlater":
+        return delivery_client(
+            TrioTransport(
+                allow_private=settings.allow_private_targets,
+                max_idle_per_host=max(64, settings.max_workers),
+            )
+        )
+    limits = httpx.Limits(
+        max_connections=settings.max_workers * 2, max_keepalive_connections=settings.max_workers
+    )
+    return httpx.AsyncClient(
+        limits=limits, follow_redirects=False, trust_env=False, cookies=NoCookies()
+    )
+
+
 async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
     for attempt in range(1, attempts + 1):
         try:
@@ -68,7 +87,11 @@ def build_node(
     pool_send, pool_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
     sched_send, sched_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
     callback_send, callback_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
-    deliverer = Deliverer(http, allow_private_targets=settings.allow_private_targets)
+    deliverer = Deliverer(
+        http,
+        allow_private_targets=settings.allow_private_targets,
+        precheck_urls=settings.http_transport != "runlater",
+    )
     pool = PoolManager(
         store, deliverer, settings, node=name, mailbox=pool_recv, wake=pool_send.clone()
     )
@@ -142,12 +165,7 @@ async def run_node(
         applied = await migrate_with_retry(store)
         if applied:
             log.info("migrations applied versions=%s", applied)
-        limits = httpx.Limits(
-            max_connections=settings.max_workers * 2, max_keepalive_connections=settings.max_workers
-        )
-        async with httpx.AsyncClient(
-            limits=limits, follow_redirects=False, trust_env=False
-        ) as http:
+        async with outbound_client(settings) as http:
             node = build_node(settings, store, http, clock)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.supervisor.run)

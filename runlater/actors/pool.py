@@ -135,6 +135,11 @@ class PoolManager:
         self._unrecorded: dict[UUID, UUID] = {}  # claimed and outcome not yet written
 
     @property
+    def claim_threshold(self) -> int:
+        """While deliveries are in flight, claim only once this many slots are free."""
+        return max(1, self.settings.max_workers // 4)
+
+    @property
     def free_slots(self) -> int:
         return self.settings.max_workers - len(self._in_flight)
 
@@ -191,7 +196,9 @@ class PoolManager:
         self, work_send: trio.MemorySendChannel[ClaimedExecution], spawn: Any
     ) -> PoolResult:
         free = self.free_slots
-        if free <= 0:
+        if free <= 0 or (self._in_flight and free < self.claim_threshold):
+            # Busy: wait for a few more workers to finish and claim them a batch together,
+            # instead of one database round trip per finished delivery.
             return PoolResult(0, 0, None, self.workers)
         batch, due_in = await self.store.claim(free, self.node, self.settings.lease_margin_s)
         for claimed in batch:

@@ -16,6 +16,7 @@ from runlater import __version__
 from runlater.delivery.assertions import judge
 from runlater.delivery.signing import signature_headers
 from runlater.delivery.ssrf import UrlNotAllowed, check_url
+from runlater.delivery.transport import BlockedTarget
 from runlater.store.records import ClaimedExecution
 
 MAX_BODY_BYTES = 256 * 1024
@@ -107,7 +108,9 @@ class Sender:
             attempt.error = f"no complete response within {timeout_ms} ms"
         except UrlNotAllowed as exc:
             attempt.error = f"url not allowed: {exc}"
-        except (httpx.HTTPError, OSError, ValueError) as exc:
+        except BlockedTarget as exc:  # the transport's connect-time SSRF check
+            attempt.error = str(exc)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
             # ValueError covers what httpx refuses to encode (e.g. a non-ASCII header value
             # stored before validation was stricter): a failed attempt, never a worker crash.
             attempt.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,83 +1,186 @@
 """Which URLs Runlater may call: no private, loopback, link-local or metadata targets.
 
-Every address a host name resolves to is checked (odd IPv4 spellings like ``2130706433`` or
-``0x7f.1`` are normalised by the resolver before the check). IPv4 addresses hidden in IPv6
-(mapped, compatible, 6to4, NAT64, Teredo) are unwrapped and checked as IPv4.
-``allow_private`` (RUNLATER_ALLOW_PRIVATE_TARGETS, for tests and local development) admits
-loopback and private ranges; cloud metadata addresses stay blocked even then.
+Two callers share these rules: the API (``check_url`` when a URL is stored) and the delivery
+transport's connect step (``resolve_checked``, then it connects to a checked address, so a
+DNS answer that changes after validation cannot redirect a delivery).
+
+- IP literals are normalised here, without DNS, the way ``inet_aton`` and browsers read them:
+  ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` and ``127.1`` are all 127.0.0.1.
+- Every address a name resolves to is checked; one bad answer among good ones blocks the name.
+- IPv4 hidden in IPv6 (mapped, compatible, translated, NAT64, 6to4, Teredo) is unwrapped and
+  checked as IPv4. The rules are explicit networks, not ``ipaddress.is_global`` alone, whose
+  answer differs between Python patch releases (3.11.7 calls ``fec0::1`` and ``3fff::1`` global).
+- ``allow_private`` (RUNLATER_ALLOW_PRIVATE_TARGETS, for tests and local development) admits
+  loopback, RFC 1918 and unique-local addresses only; metadata addresses stay blocked.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
+import re
+import unicodedata
 from urllib.parse import urlsplit
 
-import trio
+import httpx
 
+from runlater.delivery.resolver import IPAddress, ResolveError, Resolver, SystemResolver
 from runlater.errors import RunlaterError
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_v4 = ipaddress.IPv4Network
+_v6 = ipaddress.IPv6Network
 
 METADATA = frozenset(
     ipaddress.ip_address(a)
     for a in (
-        "169.254.169.254",
-        "169.254.170.2",
-        "fd00:ec2::254",
-        "100.100.100.200",
-        "168.63.129.16",
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
+        "169.254.170.2",  # AWS ECS task metadata
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "168.63.129.16",  # Azure wire server (a public address!)
+        "192.0.0.192",  # Oracle Cloud
     )
 )
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_LOOPBACK = (_v4("127.0.0.0/8"), _v6("::1/128"))
+_PRIVATE = (_v4("10.0.0.0/8"), _v4("172.16.0.0/12"), _v4("192.168.0.0/16"), _v6("fc00::/7"))
+_CGNAT = _v4("100.64.0.0/10")
+_RESERVED_V4 = tuple(
+    _v4(n)
+    for n in (
+        "0.0.0.0/8",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "240.0.0.0/4",
+    )
+)
+_GLOBAL_UNICAST = _v6("2000::/3")
+_RESERVED_V6 = tuple(_v6(n) for n in ("2001::/23", "2001:db8::/32", "3fff::/20", "fec0::/10"))
+_NAT64 = _v6("64:ff9b::/96")
+_NAT64_LOCAL = _v6("64:ff9b:1::/48")  # RFC 8215: the IPv4 part's position depends on the prefix
+_TRANSLATED = _v6("::ffff:0:0:0/96")  # RFC 2765 IPv4-translated
 _ALLOWED_PORTS = (80, 443)
+
+_V4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 
 
 class UrlNotAllowed(RunlaterError):
-    """Raised by the SSRF guard for a URL or address Runlater must not call."""
+    """Raised by the SSRF guard (API validation, delivery transport) for a URL or address
+    Runlater must not call, with the reason as message."""
 
 
-def _unwrap(addr: IPAddress) -> IPAddress:
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return addr.ipv4_mapped
-        if addr.sixtofour is not None:
-            return addr.sixtofour
-        if addr.teredo is not None:
-            return addr.teredo[1]
-        if addr in _NAT64 or addr in _NAT64_LOCAL:
-            return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
-        packed = addr.packed
-        if packed[:12] == bytes(12) and int(addr) > 1:  # deprecated IPv4-compatible ::a.b.c.d
-            return ipaddress.IPv4Address(packed[12:])
-    return addr
+def _v4_number(part: str) -> int:
+    if part[:2] in ("0x", "0X"):
+        return int(part[2:] or "0", 16)
+    if len(part) > 1 and part[0] == "0":
+        return int(part, 8)
+    return int(part)
+
+
+def _loose_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """``inet_aton``'s reading of ``host``: 1 to 4 parts, each decimal, octal or hex, the last one
+    filling the remaining bytes. None when ``host`` is a name; UrlNotAllowed when it is
+    numeric but out of range (no resolver gets to guess what it means)."""
+    parts = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if not 1 <= len(parts) <= 4 or not all(_V4_PART.fullmatch(p) for p in parts):
+        return None
+    numbers = [_v4_number(p) for p in parts]
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 1 << (8 * (5 - len(numbers))):
+        raise UrlNotAllowed(f"invalid IPv4 address {host!r}")
+    value = last
+    for i, n in enumerate(head):
+        value |= n << (24 - 8 * i)
+    return ipaddress.IPv4Address(value)
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address ``host`` spells, in any IPv4 spelling or as IPv6 (brackets and a zone id
+    allowed), or None when ``host`` is a name to resolve."""
+    if not host.isascii():  # full-width digits and dots read as ASCII, as IDNA would map them
+        host = unicodedata.normalize("NFKC", host).translate(_DOTS)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise UrlNotAllowed(f"invalid IPv6 address {host!r}") from None
+    return _loose_ipv4(host)
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a packet to ``addr`` may really reach, if any."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]  # the client, de-obfuscated
+    if addr in _NAT64 or addr in _TRANSLATED:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if int(addr) >> 32 == 0 and int(addr) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(int(addr))
+    return None
+
+
+def _reason(addr: IPAddress, allow_private: bool) -> str | None:
+    if addr in METADATA:
+        return "cloud metadata address"
+    if addr.is_unspecified:
+        return "unspecified address"
+    if addr.is_multicast:
+        return "multicast address"
+    if addr.is_link_local:
+        return "link-local address"
+    if isinstance(addr, ipaddress.IPv4Address) and int(addr) == 0xFFFFFFFF:
+        return "broadcast address"
+    if any(addr in net for net in _LOOPBACK):
+        return None if allow_private else "loopback address"
+    if any(addr in net for net in _PRIVATE):
+        return None if allow_private else "private address"
+    if isinstance(addr, ipaddress.IPv4Address):
+        if addr in _CGNAT:
+            return "shared (CGNAT) address"
+        if any(addr in net for net in _RESERVED_V4) or not addr.is_global:
+            return "reserved address"
+        return None
+    if addr.is_site_local:
+        return "site-local address"
+    if addr not in _GLOBAL_UNICAST or any(addr in net for net in _RESERVED_V6):
+        return "reserved address"
+    if not addr.is_global:
+        return "reserved address"
+    return None
 
 
 def blocked_reason(addr: IPAddress, *, allow_private: bool) -> str | None:
     """Why ``addr`` may not be called, or None when it may."""
-    inner = _unwrap(addr)
-    for candidate in {addr, inner}:
-        if candidate in METADATA:
-            return "cloud metadata address"
-        if candidate.is_unspecified:
-            return "unspecified address"
-        if candidate.is_multicast:
-            return "multicast address"
-        if candidate.is_link_local:
-            return "link-local address"
-        if allow_private and (candidate.is_loopback or candidate.is_private):
-            continue
-        if candidate.is_loopback:
-            return "loopback address"
-        if isinstance(candidate, ipaddress.IPv4Address) and candidate in _CGNAT:
-            return "shared (CGNAT) address"
-        if candidate.is_private:
-            return "private address"
-        if candidate.is_reserved or not candidate.is_global:
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr in _NAT64_LOCAL:
             return "reserved address"
-    return None
+        inner = _embedded_ipv4(addr)
+        if inner is not None:
+            if addr in METADATA:
+                return "cloud metadata address"
+            reason = _reason(inner, allow_private)
+            if reason is not None:
+                return f"{reason} ({inner} inside IPv6)"
+            if addr.teredo is not None:  # routed through third-party relays: never a target
+                return "reserved address (Teredo)"
+            return None
+    return _reason(addr, allow_private)
+
+
+def check_scheme_port(scheme: str, port: int) -> None:
+    """UrlNotAllowed unless ``scheme`` is http(s) and ``port`` is 80, 443 or 1024 to 65535."""
+    if scheme not in ("http", "https"):
+        raise UrlNotAllowed("only http and https URLs can be called")
+    if port not in _ALLOWED_PORTS and not 1024 <= port <= 65535:
+        raise UrlNotAllowed(f"port {port} is not allowed (80, 443 or 1024 and above)")
 
 
 def parse_target(url: str) -> tuple[str, str, int]:
@@ -96,29 +199,43 @@ def parse_target(url: str) -> tuple[str, str, int]:
         raise UrlNotAllowed("credentials in the URL are not allowed; use an Authorization header")
     if port is None:
         port = 443 if parts.scheme == "https" else 80
-    if port not in _ALLOWED_PORTS and port < 1024:
-        raise UrlNotAllowed(f"port {port} is not allowed (80, 443 or 1024 and above)")
+    check_scheme_port(parts.scheme, port)
     return parts.scheme, host, port
 
 
-async def resolve_checked(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
-    """Resolve ``host`` and return its addresses if every one of them may be called."""
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UrlNotAllowed(f"host {host!r} does not resolve: {exc}") from None
-    addresses = []
-    for _family, _type, _proto, _canon, sockaddr in infos:
-        addr = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+_DEFAULT_RESOLVER = SystemResolver()
+
+
+async def resolve_checked(
+    host: str, port: int, *, allow_private: bool, resolver: Resolver | None = None
+) -> list[IPAddress]:
+    """Every address ``host`` stands for, if each one may be called; UrlNotAllowed if any may
+    not. A literal is normalised and checked without DNS; a name goes to ``resolver``
+    (ResolveError propagates: a name that does not resolve is not a verdict on safety)."""
+    literal = ip_literal(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        addresses = await (resolver or _DEFAULT_RESOLVER).resolve(host, port)
+    for addr in addresses:
         if reason := blocked_reason(addr, allow_private=allow_private):
-            raise UrlNotAllowed(f"{host} resolves to a {reason} ({addr})")
-        addresses.append(addr)
-    if not addresses:
-        raise UrlNotAllowed(f"host {host!r} has no addresses")
+            article = "an" if reason[0] in "aeiou" else "a"
+            if literal is not None:
+                raise UrlNotAllowed(f"{host} is {article} {reason}")
+            raise UrlNotAllowed(f"{host} resolves to {article} {reason} ({addr})")
     return addresses
 
 
-async def check_url(url: str, *, allow_private: bool) -> None:
-    """Raise UrlNotAllowed unless ``url`` is an http(s) URL whose every address may be called."""
+async def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
+    """Raise UrlNotAllowed unless ``url`` is an http(s) URL whose every address may be called
+    and that the delivery client can send (httpx refuses e.g. ``0135.0270.0330.042``, an
+    octal spelling of a public address, with an error that is not an ``httpx.HTTPError``)."""
     _scheme, host, port = parse_target(url)
-    await resolve_checked(host, port, allow_private=allow_private)
+    try:
+        await resolve_checked(host, port, allow_private=allow_private, resolver=resolver)
+    except ResolveError as exc:
+        raise UrlNotAllowed(str(exc)) from None
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UrlNotAllowed(f"invalid URL: {exc}") from None
