@@ -20,7 +20,7 @@ from runlater.actors.scheduler import Scheduler
 from runlater.clock import Clock, SystemClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
-from runlater.delivery.transport import NoCookies, TrioTransport, delivery_client
+from runlater.delivery.transport import TrioTransport
 from runlater.errors import StoreUnavailable
 from runlater.store.postgres import Store
 from runlater.supervisor import ChildSpec, RestartPolicy, Supervisor
@@ -49,22 +49,18 @@ class Node:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def outbound_client(settings: Settings) -> httpx.AsyncClient:
-    """The client for every URL Runlater calls. Our transport checks each address at connect
-    (SSRF) and pools per host; httpx's own is only the benchmark's baseline."""
+def outbound_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The transport for every URL Runlater calls. Ours checks each address at connect (SSRF)
+    and pools per host; httpx's own is only the benchmark's baseline."""
     if settings.http_transport == "runlater":
-        return delivery_client(
-            TrioTransport(
-                allow_private=settings.allow_private_targets,
-                max_idle_per_host=max(64, settings.max_workers),
-            )
+        return TrioTransport(
+            allow_private=settings.allow_private_targets,
+            max_idle_per_host=max(64, settings.max_workers),
         )
     limits = httpx.Limits(
         max_connections=settings.max_workers * 2, max_keepalive_connections=settings.max_workers
     )
-    return httpx.AsyncClient(
-        limits=limits, follow_redirects=False, trust_env=False, cookies=NoCookies()
-    )
+    return httpx.AsyncHTTPTransport(limits=limits)
 
 
 async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
@@ -80,7 +76,10 @@ async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
 
 
 def build_node(
-    settings: Settings, store: Store, http: httpx.AsyncClient, clock: Clock | None = None
+    settings: Settings,
+    store: Store,
+    http: httpx.AsyncClient | httpx.AsyncBaseTransport,
+    clock: Clock | None = None,
 ) -> Node:
     clock = clock or SystemClock()
     name = node_name(settings)
@@ -165,7 +164,7 @@ async def run_node(
         applied = await migrate_with_retry(store)
         if applied:
             log.info("migrations applied versions=%s", applied)
-        async with outbound_client(settings) as http:
+        async with outbound_transport(settings) as http:
             node = build_node(settings, store, http, clock)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.supervisor.run)

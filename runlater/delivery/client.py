@@ -84,11 +84,17 @@ class Sender:
     target does; the outcome says what happened. Shared by deliveries and callbacks."""
 
     def __init__(
-        self, client: httpx.AsyncClient, *, allow_private_targets: bool, precheck_urls: bool = True
+        self,
+        http: httpx.AsyncClient | httpx.AsyncBaseTransport,
+        *,
+        allow_private_targets: bool,
+        precheck_urls: bool = True,
     ) -> None:
-        """``precheck_urls``: resolve and check the URL before each attempt — needed only when
-        the client's transport does not check addresses at connect time itself."""
-        self.client = client
+        """``http``: a transport is called directly (the engine's hot path: the client layer's
+        auth/redirect/cookie plumbing measured ~15 % of node CPU and none of it applies); a
+        client is sent through. ``precheck_urls``: resolve and check the URL before each
+        attempt — needed only when the transport does not check addresses at connect time."""
+        self.http = http
         self.allow_private_targets = allow_private_targets
         self.precheck_urls = precheck_urls
 
@@ -119,14 +125,24 @@ class Sender:
     async def _exchange(
         self, attempt: Attempt, method: str, url: str, content: bytes | None, timeout_s: float
     ) -> None:
-        request = self.client.build_request(
-            method,
-            url,
-            headers=attempt.request_headers,
-            content=content,
-            timeout=httpx.Timeout(timeout_s),
-        )
-        response = await self.client.send(request, stream=True, follow_redirects=False)
+        if isinstance(self.http, httpx.AsyncClient):
+            request = self.http.build_request(
+                method,
+                url,
+                headers=attempt.request_headers,
+                content=content,
+                timeout=httpx.Timeout(timeout_s),
+            )
+            response = await self.http.send(request, stream=True, follow_redirects=False)
+        else:
+            request = httpx.Request(
+                method,
+                url,
+                headers=attempt.request_headers,
+                content=content,
+                extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
+            )
+            response = await self.http.handle_async_request(request)
         try:
             raw = bytearray()
             async for chunk in response.aiter_raw():
@@ -145,10 +161,14 @@ class Deliverer:
     """Sends one execution's request (signed) and judges the response."""
 
     def __init__(
-        self, client: httpx.AsyncClient, *, allow_private_targets: bool, precheck_urls: bool = True
+        self,
+        http: httpx.AsyncClient | httpx.AsyncBaseTransport,
+        *,
+        allow_private_targets: bool,
+        precheck_urls: bool = True,
     ) -> None:
         self.sender = Sender(
-            client, allow_private_targets=allow_private_targets, precheck_urls=precheck_urls
+            http, allow_private_targets=allow_private_targets, precheck_urls=precheck_urls
         )
 
     async def deliver(self, claimed: ClaimedExecution) -> Attempt:

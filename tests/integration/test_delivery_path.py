@@ -18,6 +18,7 @@ from runlater.actors.callbacker import MAX_ATTEMPTS, Callbacker
 from runlater.actors.worker import Worker, WorkerResult
 from runlater.apikeys import new_webhook_secret
 from runlater.delivery.client import Deliverer, Sender
+from runlater.delivery.transport import TrioTransport
 from runlater.store.postgres import Store
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org, once_task
@@ -25,11 +26,10 @@ from tests.helpers.sink import Received, serve_sink
 
 
 async def deliver_due(store: Store, limit: int = 20) -> WorkerResult:
-    async with httpx.AsyncClient() as http:
-        worker = Worker(
-            store, Deliverer(http, allow_private_targets=True), node="t", lease_margin_s=5
-        )
-        return await worker.run_once(limit)
+    """One worker pass the way a node sends: our transport, called directly, SSRF at connect."""
+    async with TrioTransport(allow_private=True) as transport:
+        deliverer = Deliverer(transport, allow_private_targets=True, precheck_urls=False)
+        return await Worker(store, deliverer, node="t", lease_margin_s=5).run_once(limit)
 
 
 async def executions_of(store: Store, org: UUID, task_id: UUID) -> list[dict[str, Any]]:
