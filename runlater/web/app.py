@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from runlater.clock import Clock
 from runlater.config import Settings
+from runlater.delivery.resolver import Resolver
 from runlater.errors import NotFound, StoreError, StoreUnavailable
 from runlater.store.postgres import Store
 from runlater.web.api import org, tasks
@@ -23,9 +24,13 @@ MAX_REQUEST_BYTES = 256 * 1024
 RETRY_AFTER_S = "5"
 
 
-def create_app(store: Store, settings: Settings, clock: Clock) -> QuartTrio:
+def create_app(
+    store: Store, settings: Settings, clock: Clock, resolver: Resolver | None = None
+) -> QuartTrio:
+    """``resolver``: how URL checks resolve names (tests inject answers; default: the system)."""
     app = QuartTrio("runlater")
     app.config.update(
+        RESOLVER=resolver,
         STORE=store,
         SETTINGS=settings,
         CLOCK=clock,
