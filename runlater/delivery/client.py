@@ -8,6 +8,7 @@ one deadline: the task's ``timeout_ms``. At most ``MAX_BODY_BYTES`` of the respo
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
 import httpx
 import trio
@@ -30,6 +31,12 @@ def body_text(raw: bytes) -> str:
     if len(encoded) > MAX_BODY_BYTES:  # replacement chars are 3 bytes: cut on a char boundary
         text = encoded[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
     return text
+
+
+@lru_cache(maxsize=4096)
+def _parsed_url(url: str) -> httpx.URL:
+    """Tasks call the same URLs again and again; httpx.URL is immutable."""
+    return httpx.URL(url)
 
 
 class Attempt:
@@ -137,7 +144,7 @@ class Sender:
         else:
             request = httpx.Request(
                 method,
-                url,
+                _parsed_url(url),
                 headers=attempt.request_headers,
                 content=content,
                 extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},

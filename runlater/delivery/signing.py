@@ -16,10 +16,12 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
+from functools import lru_cache
 
 PREFIX = "whsec_"
 
 
+@lru_cache(maxsize=1024)
 def _standard_key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(PREFIX))
 

@@ -34,8 +34,9 @@ async def _check_urls(fields: dict[str, Any]) -> None:
     for name in ("url", "callback_url", "on_failure_url", "on_recovery_url"):
         if fields.get(name):
             try:
-                await check_url(fields[name], allow_private=allow,
-                                resolver=current_app.config["RESOLVER"])
+                await check_url(
+                    fields[name], allow_private=allow, resolver=current_app.config["RESOLVER"]
+                )
             except UrlNotAllowed as exc:
                 details[name] = [str(exc)]
     if details:
