@@ -76,6 +76,8 @@ async def _update_task(
             return None
         changes = plan(dict(current))
         await conn.fetchrow(Q.update_task, org_id, task_id, changes)
+        if "url" in changes:
+            await conn.execute(Q.refresh_pending_hosts, org_id, task_id)
         if "scheduled_at" in changes:
             await conn.fetch(
                 Q.move_pending_once_execution, org_id, task_id, changes["scheduled_at"]

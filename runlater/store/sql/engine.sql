@@ -4,14 +4,13 @@
 with picked as (
     select e.id
     from executions e
-    join tasks t on t.id = e.task_id
     where e.status = 'pending' and e.scheduled_for <= now()
       and not exists (
           select 1 from host_backoffs b
-          where b.organization_id = e.organization_id and b.host = t.host and b.until > now())
+          where b.organization_id = e.organization_id and b.host = e.host and b.until > now())
     order by e.priority, e.scheduled_for
     limit $1
-    for update of e skip locked
+    for update skip locked
 )
 update executions e
 set status = 'running',
@@ -34,11 +33,11 @@ returning e.id, e.lease_token, e.task_id, e.organization_id, e.attempt,
 -- in backoff, or the end of the earliest backoff (negative: overdue; null: nothing pending).
 select extract(epoch from (least(
     (select e.scheduled_for
-     from executions e join tasks t on t.id = e.task_id
+     from executions e
      where e.status = 'pending'
        and not exists (
            select 1 from host_backoffs b
-           where b.organization_id = e.organization_id and b.host = t.host and b.until > now())
+           where b.organization_id = e.organization_id and b.host = e.host and b.until > now())
      order by e.scheduled_for
      limit 1),
     (select min(until) from host_backoffs where until > now())
@@ -82,9 +81,9 @@ with outcome as (
               coalesce(e.root_execution_id, e.id) as root_id, o.retry_in_s, o.retry_after_s
 ), retried as (
     insert into executions (organization_id, task_id, root_execution_id, source, attempt,
-                            priority, scheduled_for)
+                            priority, scheduled_for, host)
     select d.organization_id, d.task_id, d.root_id, 'retry', d.attempt + 1, d.priority,
-           now() + make_interval(secs => d.retry_in_s)
+           now() + make_interval(secs => d.retry_in_s), t.host
     from done d
     join tasks t on t.id = d.task_id and t.deleted_at is null
     where d.retry_in_s is not null
@@ -216,14 +215,16 @@ with moved as (
          organizations o
     where t.id = a.id and t.next_run_at = a.old_next and o.id = t.organization_id
       and t.enabled and t.deleted_at is null
-    returning t.id, t.organization_id, execution_priority(o.tier, t.interval_minutes) as priority
+    returning t.id, t.organization_id, t.host,
+              execution_priority(o.tier, t.interval_minutes) as priority
 ), inserted as (
     insert into executions (organization_id, task_id, source, status, priority, scheduled_for,
-                            finished_at, error_message)
+                            finished_at, error_message, host)
     select m.organization_id, m.id, 'schedule', r.status, m.priority, r.scheduled_for,
            case when r.status = 'missed' then now() end,
            case when r.status = 'missed'
-                then 'missed: the scheduler was not running at this time' end
+                then 'missed: the scheduler was not running at this time' end,
+           m.host
     from unnest($4::uuid[], $5::timestamptz[], $6::text[]) as r(task_id, scheduled_for, status)
     join moved m on m.id = r.task_id
     on conflict (task_id, scheduled_for) where source = 'schedule' do nothing

@@ -22,8 +22,9 @@ with org as (
     from org, r
     returning *
 ), e as (
-    insert into executions (organization_id, task_id, source, priority, scheduled_for)
-    select t.organization_id, t.id, 'schedule', execution_priority(org.tier, null), t.scheduled_at
+    insert into executions (organization_id, task_id, source, priority, scheduled_for, host)
+    select t.organization_id, t.id, 'schedule', execution_priority(org.tier, null), t.scheduled_at,
+           t.host
     from t, org
     where t.schedule_type = 'once'
     returning id, scheduled_for
@@ -121,12 +122,13 @@ select (select count(*) from gone) as deleted, (select count(*) from cancelled) 
 
 -- name: trigger_task
 with t as (
-    select t.id, t.organization_id, execution_priority(o.tier, t.interval_minutes) as priority
+    select t.id, t.organization_id, t.host,
+           execution_priority(o.tier, t.interval_minutes) as priority
     from tasks t join organizations o on o.id = t.organization_id
     where t.organization_id = $1 and t.id = $2 and t.deleted_at is null
 ), e as (
-    insert into executions (organization_id, task_id, source, priority, scheduled_for)
-    select t.organization_id, t.id, 'trigger', t.priority, clock_timestamp() from t
+    insert into executions (organization_id, task_id, source, priority, scheduled_for, host)
+    select t.organization_id, t.id, 'trigger', t.priority, clock_timestamp(), t.host from t
     returning id, status, scheduled_for
 ), n as (
     select pg_notify('runlater_executions', '') from e
@@ -155,3 +157,10 @@ update executions
 set scheduled_for = $3::text::timestamptz
 where organization_id = $1 and task_id = $2 and status = 'pending' and source = 'schedule'
 returning id
+
+-- name: refresh_pending_hosts
+-- A task's URL changed: its pending executions now go to the new host.
+update executions e
+set host = t.host
+from tasks t
+where t.id = $2 and t.organization_id = $1 and e.task_id = t.id and e.status = 'pending'
