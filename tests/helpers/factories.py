@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from runlater import apikeys
 from runlater.store.postgres import Store
+from runlater.store.records import ClaimedExecution
 
 
 async def make_org(store: Store, name: str = "Acme", tier: str = "pro") -> tuple[UUID, str]:
@@ -67,3 +69,25 @@ def cron_task(
     }
     row.update(extra)
     return row
+
+
+def claimed_execution(url: str, **extra: Any) -> ClaimedExecution:
+    """An execution as a worker holds it after a claim, for driving the Deliverer directly."""
+    fields: dict[str, Any] = {
+        "id": uuid4(),
+        "lease_token": uuid4(),
+        "task_id": uuid4(),
+        "organization_id": uuid4(),
+        "attempt": 1,
+        "root_execution_id": uuid4(),
+        "scheduled_for": datetime.now(UTC),
+        "schedule_type": "once",
+        "url": url,
+        "method": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "body": '{"hello": "target"}',
+        "timeout_ms": 2000,
+        "retry_attempts": 0,
+    }
+    fields.update(extra)
+    return ClaimedExecution(**fields)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from uuid import uuid4
 
 import httpx
 import pytest
@@ -16,28 +14,14 @@ import trio
 from runlater.delivery.client import MAX_BODY_BYTES, Attempt, Deliverer
 from runlater.delivery.transport import TrioTransport
 from runlater.store.records import ClaimedExecution
+from tests.helpers.factories import claimed_execution
 from tests.helpers.hostile import HostileServer, serve_hostile
 
 TIMEOUT_MS = 2000
 
 
 def claimed(url: str) -> ClaimedExecution:
-    return ClaimedExecution(
-        id=uuid4(),
-        lease_token=uuid4(),
-        task_id=uuid4(),
-        organization_id=uuid4(),
-        attempt=1,
-        root_execution_id=uuid4(),
-        scheduled_for=datetime.now(UTC),
-        schedule_type="once",
-        url=url,
-        method="POST",
-        headers={"Content-Type": "application/json"},
-        body='{"hello": "target"}',
-        timeout_ms=TIMEOUT_MS,
-        retry_attempts=0,
-    )
+    return claimed_execution(url, timeout_ms=TIMEOUT_MS)
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ connection made; the allowed ones pass both."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
@@ -15,9 +14,8 @@ from runlater.delivery.client import Deliverer
 from runlater.delivery.resolver import StaticResolver
 from runlater.delivery.transport import TrioTransport
 from runlater.store.postgres import Store
-from runlater.store.records import ClaimedExecution
 from runlater.web.app import create_app
-from tests.helpers.factories import make_org
+from tests.helpers.factories import claimed_execution, make_org
 from tests.unit.test_ssrf import ANSWERS, CASES
 
 # Cases that are about the URL's shape, not where it points: refused at the API by
@@ -60,25 +58,6 @@ async def test_api_refuses_every_blocked_url(
         assert why in " ".join(body["error"]["details"]["url"])
 
 
-def _claimed(url: str) -> ClaimedExecution:
-    return ClaimedExecution(
-        id=uuid4(),
-        lease_token=uuid4(),
-        task_id=uuid4(),
-        organization_id=uuid4(),
-        attempt=1,
-        root_execution_id=uuid4(),
-        scheduled_for=None,  # type: ignore[arg-type]
-        schedule_type="once",
-        url=url,
-        method="POST",
-        headers={},
-        body="{}",
-        timeout_ms=2000,
-        retry_attempts=0,
-    )
-
-
 @pytest.mark.parametrize(("url", "allow_private", "blocked", "why"), CONNECT_CASES)
 async def test_delivery_to_every_blocked_address_fails_at_connect(
     url: str, allow_private: bool, blocked: bool, why: str
@@ -89,7 +68,7 @@ async def test_delivery_to_every_blocked_address_fails_at_connect(
         allow_private=allow_private, resolver=StaticResolver(ANSWERS)
     ) as transport:
         deliverer = Deliverer(transport, allow_private_targets=allow_private, precheck_urls=False)
-        attempt: Any = await deliverer.deliver(_claimed(url))
+        attempt: Any = await deliverer.deliver(claimed_execution(url))
         assert transport.stats.opened == 0
     assert attempt.status == "failed"
     if attempt.error.startswith("InvalidURL"):
