@@ -239,7 +239,9 @@ class PoolManager:
     ) -> None:
         def done(claimed: ClaimedExecution) -> None:
             self._in_flight.pop(claimed.id, None)
-            hint(self._wake, Wake("worker finished"))
+            # Only the finish that makes a batch claimable needs to wake the claim loop.
+            if not self._in_flight or self.free_slots == self.claim_threshold:
+                hint(self._wake, Wake("worker finished"))
 
         try:
             await self.worker.run(
