@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import re
 import shutil
 import sys
 import time
@@ -22,6 +24,11 @@ from bench import harness, lateness, pgbench, profiling, throughput
 from bench.harness import Cluster, log, median
 
 ALL = ("baselines", "pgbench", "throughput", "lateness", "profile")
+TRANSPORTS = ("runlater", "httpx")
+
+
+def tput_key(transport: str, sink: str, workers: int, nodes: int) -> str:
+    return f"tput_{transport}_{sink}_w{workers}_n{nodes}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +64,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--duration", type=float, help="seconds per lateness run (default 15)")
     p.add_argument("--lead", type=float, default=1.0, help="run_at = creation + lead seconds")
+    p.add_argument(
+        "--transports",
+        default="runlater,httpx",
+        help="RUNLATER_HTTP_TRANSPORT values for the 1-node throughput run, interleaved in "
+        "every round; the first is the one measured (other configs, lateness, profile), the "
+        "others are baselines (default runlater,httpx)",
+    )
+    p.add_argument(
+        "--sink",
+        default="python",
+        help="sink(s) for throughput and the HTTP baselines: python (logs arrivals, ~300 µs "
+        "CPU per request), nginx (answers 200 'ok', no log), or python,nginx (default python; "
+        "lateness always uses the python sink)",
+    )
+    p.add_argument(
+        "--lateness-mode",
+        choices=("api", "sql"),
+        default="api",
+        help="api: create through the API, paced SQL inserts when it cannot keep the rate "
+        "(default); sql: paced SQL inserts only",
+    )
+    p.add_argument(
+        "--claim-index",
+        action="store_true",
+        help="experiment: also run the measured 1-node throughput config on a database with "
+        "an index matching the claim's order (executions (priority, scheduled_for) where "
+        "pending), which runlater's migrations do not create",
+    )
     p.add_argument("--concurrency", type=int, default=50, help="HTTP baseline concurrency")
     p.add_argument("--keep-logs", action="store_true", help="keep sink JSON logs in results/work")
     p.add_argument("--out", help="JSON path (default bench/results/bench-<time>.json)")
@@ -74,6 +109,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = args.only - set(ALL)
     if unknown:
         p.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    args.transports = [t.strip() for t in args.transports.split(",") if t.strip()]
+    if not args.transports or set(args.transports) - set(TRANSPORTS):
+        p.error(f"--transports takes a subset of {','.join(TRANSPORTS)}")
+    args.sinks = [k.strip() for k in args.sink.split(",") if k.strip()]
+    if not args.sinks or set(args.sinks) - set(harness.SINKS):
+        p.error(f"--sink takes a subset of {','.join(harness.SINKS)}")
+    if "nginx" in args.sinks and harness.nginx_binary() is None and not args.report:
+        log("nginx not found (apt-get install -y nginx-light): the python sink is used instead")
+        args.sinks = [k for k in args.sinks if k != "nginx"] or ["python"]
     return args
 
 
@@ -110,21 +154,25 @@ class Results:
 async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rnd: int) -> None:
     n = args.n
     c = args.concurrency
+    sink0 = args.sinks[0]
+    # Baselines and measurements alternate their order from round to round, so a slow phase
+    # of the machine does not always hit the same one.
+    transports = args.transports if rnd % 2 else list(reversed(args.transports))
     if "baselines" in args.only:
-        # httpx's pool gets slower per request as concurrency grows, so the client library
-        # is measured at the node's concurrency and at 10 (about its best on this machine).
-        for mode, count, conc in (
-            ("h11", max(n, 5000), c),
-            ("httpx", min(n, 3000), c),
-            ("deliverer", min(n, 3000), c),
-            ("deliverer", min(n, 3000), 10),
-        ):
-            log(f"round {rnd}: HTTP baseline {mode} ({count} requests, concurrency {conc})")
+        # The HTTP client alone (raw h11: the floor; httpx's default client), then runlater's
+        # Deliverer (no database) on each transport, at the node's concurrency.
+        modes = [("h11", max(n, 5000)), ("httpx", min(n, 3000))]
+        modes += [
+            ("deliverer" if t == "httpx" else "deliverer-runlater", min(n, 3000))
+            for t in transports
+        ]
+        for mode, count in modes:
+            log(f"round {rnd}: HTTP baseline {mode} ({count} requests, concurrency {c}, {sink0})")
             r = await throughput.http_baseline(
-                mode, count=count, concurrency=conc, tag=f"r{rnd}-http-{mode}-c{conc}"
+                mode, count=count, concurrency=c, tag=f"r{rnd}-http-{mode}", sink_kind=sink0
             )
-            log(f"  -> {r['rps']:.0f} req/s")
-            res.add(f"http_{mode}" + ("" if conc == c else f"_c{conc}"), r)
+            log(f"  -> {r['rps']:.0f} req/s, client {r['client_cpu_us_per_req']:.0f} µs/req")
+            res.add(f"http_{mode}", r)
     if "pgbench" in args.only:
         for clients in (1, 2):
             log(f"round {rnd}: pgbench claim+complete batch 50, {clients} client(s)")
@@ -138,53 +186,76 @@ async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rn
             log(f"  -> {r.get('rows_per_s', 0):.0f} rows/s")
             res.add(f"pgbench_c{clients}", r)
     if "throughput" in args.only:
-        configs = [(w, 1) for w in args.workers]
+        w0 = args.workers[0]
+        # Every transport x sink at 1 node / first workers value (interleaved), then the
+        # other configs with the measured transport and the first sink only.
+        configs = [(t, k, w0, 1, "") for k in args.sinks for t in transports]
+        configs += [(args.transports[0], sink0, w, 1, "") for w in args.workers[1:]]
         if args.two_nodes:
-            configs.append((args.workers[0], 2))
-        for workers, nodes in configs:
-            log(f"round {rnd}: throughput {nodes} node(s), max_workers {workers}, N={n}")
+            configs.append((args.transports[0], sink0, w0, 2, ""))
+        if args.claim_index:
+            configs.append((args.transports[0], sink0, w0, 1, "_claimidx"))
+        for transport, sink, workers, nodes, variant in configs:
+            log(
+                f"round {rnd}: throughput {nodes} node(s), max_workers {workers}, "
+                f"transport {transport}, sink {sink}, N={n}"
+                + (" (claim index experiment)" if variant else "")
+            )
+            key = tput_key(transport, sink, workers, nodes) + variant
             r = await throughput.run_once(
                 cluster,
                 n=n,
                 max_workers=workers,
                 nodes=nodes,
-                tag=f"r{rnd}-tput-w{workers}-n{nodes}",
+                transport=transport,
+                sink_kind=sink,
+                tag=f"r{rnd}-{key}",
+                extra_sql=throughput.CLAIM_INDEX_SQL if variant else None,
             )
+            cpu = r["cpu_us_per_delivery"]
             log(
-                f"  -> {r['deliveries_per_s'] or 0:.0f} deliveries/s "
-                f"(recorded in {r['recorded_s']}s, dup {r['duplicates']})"
+                f"  -> {r['deliveries_per_s'] or 0:.0f} deliveries/s (recorded in "
+                f"{r['recorded_s']}s, all success {r['all_success']}, dup {r['duplicates']}); "
+                f"CPU µs/delivery node {cpu.get('serve')} pg {cpu.get('postgres')} "
+                f"sink {cpu.get('sink')}"
             )
-            res.add(f"tput_w{workers}_n{nodes}", r)
+            res.add(key, r)
     if "lateness" in args.only:
+        transport = args.transports[0]
         for raw in args.rates:
             rate = _rate(raw, args, res)
             if rate is None:
                 continue
-            log(f"round {rnd}: lateness api {rate:.0f}/s for {args.duration}s")
-            r = await lateness.run_once(
-                cluster,
-                rate=rate,
-                duration=args.duration,
-                lead=args.lead,
-                mode="api",
-                max_workers=args.workers[0],
-                tag=f"r{rnd}-late-api-{raw}",
-            )
-            _log_late(r)
-            res.add(f"late_api_{raw}", r)
-            if not lateness.rate_ok(r):
-                log(f"  the API did not sustain {rate:.0f}/s; same rate inserted via SQL")
+            if args.lateness_mode == "api":
+                log(f"round {rnd}: lateness api {rate:.0f}/s for {args.duration}s ({transport})")
                 r = await lateness.run_once(
                     cluster,
                     rate=rate,
                     duration=args.duration,
                     lead=args.lead,
-                    mode="sql",
+                    mode="api",
                     max_workers=args.workers[0],
-                    tag=f"r{rnd}-late-sql-{raw}",
+                    transport=transport,
+                    tag=f"r{rnd}-late-api-{raw}",
                 )
                 _log_late(r)
-                res.add(f"late_sql_{raw}", r)
+                res.add(f"late_api_{raw}", r)
+                if lateness.rate_ok(r):
+                    continue
+                log(f"  the API did not sustain {rate:.0f}/s; same rate inserted via SQL")
+            log(f"round {rnd}: lateness sql {rate:.0f}/s for {args.duration}s ({transport})")
+            r = await lateness.run_once(
+                cluster,
+                rate=rate,
+                duration=args.duration,
+                lead=args.lead,
+                mode="sql",
+                max_workers=args.workers[0],
+                transport=transport,
+                tag=f"r{rnd}-late-sql-{raw}",
+            )
+            _log_late(r)
+            res.add(f"late_sql_{raw}", r)
 
 
 def _rate(raw: str, args: argparse.Namespace, res: Results) -> float | None:
@@ -192,7 +263,9 @@ def _rate(raw: str, args: argparse.Namespace, res: Results) -> float | None:
         return float(raw)
     if getattr(args, "half_rate", None):  # fixed once, so every round runs the same rate
         return args.half_rate
-    best = res.med(f"tput_w{args.workers[0]}_n1", "deliveries_per_s")
+    best = res.med(
+        tput_key(args.transports[0], args.sinks[0], args.workers[0], 1), "deliveries_per_s"
+    )
     if best is None:
         log("lateness at 'half' needs the throughput benchmark: skipped")
         return None
@@ -215,26 +288,36 @@ async def profile_runs(cluster: Cluster, args: argparse.Namespace, res: Results)
         log("py-spy not found (pip install py-spy): profile skipped")
         return
     out = harness.RESULTS
-    log("profile: throughput 1 node under py-spy")
+    transport, sink = args.transports[0], args.sinks[0]
+    log(f"profile: throughput 1 node under py-spy (transport {transport}, sink {sink})")
     r = await throughput.run_once(
-        cluster, n=args.n, max_workers=args.workers[0], nodes=1, tag="profile-tput", profile_dir=out
-    )
-    res.add("profile_tput", r)
-    rate = _rate("half", args, res) or 200.0
-    log(f"profile: lateness api {rate:.0f}/s under py-spy")
-    r = await lateness.run_once(
         cluster,
-        rate=rate,
-        duration=args.duration,
-        lead=args.lead,
-        mode="api",
+        n=args.n,
         max_workers=args.workers[0],
-        tag="profile-late",
+        nodes=1,
+        transport=transport,
+        sink_kind=sink,
+        tag="profile-tput",
         profile_dir=out,
     )
-    res.add("profile_late", r)
+    res.add("profile_tput", r)
+    if args.lateness_mode == "api":
+        rate = _rate("half", args, res) or 200.0
+        log(f"profile: lateness api {rate:.0f}/s under py-spy ({transport})")
+        r = await lateness.run_once(
+            cluster,
+            rate=rate,
+            duration=args.duration,
+            lead=args.lead,
+            mode="api",
+            max_workers=args.workers[0],
+            transport=transport,
+            tag="profile-late",
+            profile_dir=out,
+        )
+        res.add("profile_late", r)
     rate = float(args.rates[-1]) if args.rates[-1] != "half" else 500.0
-    log(f"profile: lateness sql {rate:.0f}/s under py-spy")
+    log(f"profile: lateness sql {rate:.0f}/s under py-spy ({transport})")
     r = await lateness.run_once(
         cluster,
         rate=rate,
@@ -242,6 +325,7 @@ async def profile_runs(cluster: Cluster, args: argparse.Namespace, res: Results)
         lead=args.lead,
         mode="sql",
         max_workers=args.workers[0],
+        transport=transport,
         tag="profile-late-sql",
         profile_dir=out,
     )
@@ -262,48 +346,101 @@ def spread(values: list[float], digits: int = 0) -> str:
     return f"{min(values):,.{digits}f}-{max(values):,.{digits}f}"
 
 
+def _legacy_args(args: argparse.Namespace) -> None:
+    """Defaults for JSON written before the transport/sink dimensions (--report)."""
+    for name, default in (
+        ("transports", ["runlater"]),
+        ("sinks", ["python"]),
+        ("lateness_mode", "api"),
+    ):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+
+
+def _round_ratios(res: Results, key: str, base: str, path: str) -> list[float]:
+    """Per-round ratio key/base (rounds are interleaved: the i-th run of each is round i)."""
+    a, b = res.values(key, path), res.values(base, path)
+    return [x / y for x, y in zip(a, b, strict=False) if y]
+
+
 def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    _legacy_args(args)
     lines: list[str] = []
     summ: dict[str, Any] = {}
+    nproc = os.cpu_count() or 1
     h11 = res.med("http_h11", "rps")
-    deliverer = (
-        max(res.med("http_deliverer", "rps") or 0, res.med("http_deliverer_c10", "rps") or 0)
-        or None
-    )
+    deliverer = {
+        "httpx": res.med("http_deliverer", "rps"),
+        "runlater": res.med("http_deliverer-runlater", "rps"),
+    }
     pgb = res.med("pgbench_c2", "rows_per_s") or res.med("pgbench_c1", "rows_per_s")
+    t0 = args.transports[0]
+    w0 = args.workers[0]
 
     def ratio(v: float | None, base: float | None) -> str:
         return "-" if not v or not base else f"{v / base:.1%}"
 
+    sink_note = ", ".join(args.sinks)
     lines.append(f"Throughput (median of {args.runs} round(s); range min-max)")
+    lines.append(
+        f"(HTTP baselines at concurrency {args.concurrency} against the {args.sinks[0]} sink; "
+        "'vs httpx' = runlater transport / httpx transport, median of per-round ratios; "
+        "'vs Deliverer' = vs runlater's Deliverer without database on the same transport; "
+        "'other load' = CPU cores used meanwhile by processes outside the benchmark)"
+    )
     head = (
-        f"{'benchmark':44} {'per s':>9} {'range':>15} {'vs raw HTTP':>11} "
+        f"{'benchmark':58} {'per s':>8} {'range':>13} {'vs httpx':>8} {'vs raw HTTP':>11} "
         f"{'vs Deliverer':>12} {'vs pgbench':>10} {'other load':>10}"
     )
-    lines.append(
-        f"(baselines at concurrency {args.concurrency} unless noted; 'vs Deliverer' uses "
-        "the faster Deliverer baseline; 'other load' = CPU cores used meanwhile by processes "
-        "outside the benchmark)"
-    )
     lines += [head, "-" * len(head)]
-    rows = [
+    rows: list[tuple[str, str, str]] = [
         ("http_h11", "rps", "baseline: raw HTTP loop (trio+h11)"),
-        ("http_httpx", "rps", "baseline: httpx.AsyncClient loop"),
-        ("http_deliverer", "rps", "baseline: runlater Deliverer, no DB"),
-        ("http_deliverer_c10", "rps", "baseline: runlater Deliverer, no DB, conc. 10"),
+        ("http_httpx", "rps", "baseline: httpx.AsyncClient loop (default transport)"),
+        ("http_deliverer", "rps", "baseline: Deliverer, no DB, httpx transport"),
+        ("http_deliverer-runlater", "rps", "baseline: Deliverer, no DB, runlater transport"),
+        ("http_deliverer_c10", "rps", "baseline: Deliverer, no DB, conc. 10 (old)"),
         ("pgbench_c1", "rows_per_s", "baseline: pgbench claim+complete, 1 client"),
         ("pgbench_c2", "rows_per_s", "baseline: pgbench claim+complete, 2 clients"),
     ]
-    for w in args.workers:
-        rows.append((f"tput_w{w}_n1", "deliveries_per_s", f"runlater 1 node, max_workers {w}"))
+    for sink in args.sinks:
+        for t in args.transports:
+            rows.append(
+                (
+                    tput_key(t, sink, w0, 1),
+                    "deliveries_per_s",
+                    f"1 node, max_workers {w0}, transport {t}, sink {sink}",
+                )
+            )
+    for w in args.workers[1:]:
+        rows.append(
+            (
+                tput_key(t0, args.sinks[0], w, 1),
+                "deliveries_per_s",
+                f"1 node, max_workers {w}, transport {t0}, sink {args.sinks[0]}",
+            )
+        )
     if args.two_nodes:
         rows.append(
             (
-                f"tput_w{args.workers[0]}_n2",
+                tput_key(t0, args.sinks[0], w0, 2),
                 "deliveries_per_s",
-                f"runlater 2 nodes, max_workers {args.workers[0]} each",
+                f"2 nodes x max_workers {w0}, transport {t0}, sink {args.sinks[0]}",
             )
         )
+    for nodes in (1, 2):
+        key = tput_key(t0, args.sinks[0], w0, nodes) + "_claimidx"
+        if res.runs.get(key):
+            rows.append(
+                (
+                    key,
+                    "deliveries_per_s",
+                    f"{nodes} node(s), transport {t0}, sink {args.sinks[0]}, + claim index (exp.)",
+                )
+            )
+    # JSON from before the transport dimension: its keys, read as they were.
+    for key in sorted(res.runs):
+        if re.fullmatch(r"tput_w\d+_n\d+", key):
+            rows.append((key, "deliveries_per_s", f"{key} (before the transport dimension)"))
     for key, path, label in rows:
         values = res.values(key, path)
         if not values:
@@ -311,44 +448,110 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         v = median(values)
         summ[key] = {"median_per_s": v, "runs": values}
         if key.startswith("tput"):
+            first = res.runs[key][0]
+            transport = first.get("transport", "httpx")
+            sink = first.get("sink", "python")
+            vs_httpx_runs = None
+            if transport != "httpx":
+                base = key.replace(f"tput_{transport}_", "tput_httpx_", 1)
+                vs_httpx_runs = _round_ratios(res, key, base, path)
+            vs_httpx = median(vs_httpx_runs or [])
+            cpu = {
+                k: median(res.values(key, f"cpu_us_per_delivery.{k}"))
+                for k in ("serve", "postgres", "sink", "postgres_insert", "bench_orchestrator")
+            }
+            total = sum(cpu[k] or 0 for k in ("serve", "postgres", "sink"))
             summ[key].update(
+                transport=transport,
+                sink=sink,
+                nodes=first.get("nodes"),
+                max_workers=first.get("max_workers"),
+                ratio_vs_httpx_transport=vs_httpx,
+                ratio_vs_httpx_transport_runs=vs_httpx_runs,
                 ratio_raw_http=v / h11 if h11 else None,
-                ratio_deliverer=v / deliverer if deliverer else None,
+                ratio_deliverer=(v / deliverer[transport] if deliverer.get(transport) else None),
                 ratio_pgbench=v / pgb if pgb else None,
-                cpu_us_per_delivery={
-                    k: median(res.values(key, f"cpu_us_per_delivery.{k}"))
-                    for k in ("serve", "postgres", "sink")
+                cpu_us_per_delivery=cpu,
+                # What the measured CPU per delivery allows on this machine: one node is one
+                # Python thread (≤ 1 core each); node + Postgres + sink share nproc cores.
+                ceiling_per_s={
+                    "node_one_core": 1e6 * (first.get("nodes") or 1) / cpu["serve"]
+                    if cpu["serve"]
+                    else None,
+                    "machine": nproc * 1e6 / total if total else None,
+                    "machine_cores": nproc,
                 },
+                claim=(
+                    {
+                        q: res.med(key, f"claim.{q}")
+                        for q in ("calls", "rows_per_call", "mean_ms", "exec_us_per_row")
+                    }
+                    if res.values(key, "claim.calls")
+                    else None
+                ),
+                node_busy_cores=res.med(key, "node_busy_cores"),
+                all_success=all(r.get("all_success", True) for r in res.runs[key]),
                 pg_xacts_per_delivery=res.med(key, "pg_xacts_per_delivery"),
                 idle_serve_cpu_fraction=res.med(key, "idle_serve_cpu_fraction"),
                 first_arrival_ms=res.med(key, "first_arrival_ms"),
             )
+            vs = "-" if vs_httpx is None else f"{vs_httpx:.2f}x"
             lines.append(
-                f"{label:44} {fmt(v):>9} {spread(values):>15} {ratio(v, h11):>11} "
-                f"{ratio(v, deliverer):>12} {ratio(v, pgb):>10} {fmt(res.other_load(key), 2):>10}"
+                f"{label:58} {fmt(v):>8} {spread(values):>13} {vs:>8} {ratio(v, h11):>11} "
+                f"{ratio(v, deliverer.get(transport)):>12} {ratio(v, pgb):>10} "
+                f"{fmt(res.other_load(key), 2):>10}"
             )
         else:
             lines.append(
-                f"{label:44} {fmt(v):>9} {spread(values):>15} {'':>11} {'':>12} {'':>10} "
-                f"{fmt(res.other_load(key), 2):>10}"
+                f"{label:58} {fmt(v):>8} {spread(values):>13} {'':>8} {'':>11} {'':>12} "
+                f"{'':>10} {fmt(res.other_load(key), 2):>10}"
             )
         summ[key]["other_load_cores"] = res.other_load(key)
     cpu_rows = [k for k, _, _ in rows if k.startswith("tput") and res.runs.get(k)]
     if cpu_rows:
         lines.append("")
-        lines.append("CPU per delivery (µs, median): serve = the node(s), postgres = all backends")
+        lines.append(
+            "CPU per delivery (µs, median): node = the serve process(es), postgres = all "
+            "backends from the commit of the N tasks on (their insert, 'ins', apart), sink = "
+            f"{sink_note}; ceilings from these: node = 1e6 / node µs (one Python thread per "
+            f"node), machine = {nproc} cores x 1e6 / (node + postgres + sink)"
+        )
         for key in cpu_rows:
             c = summ[key]["cpu_us_per_delivery"]
+            ceil = summ[key]["ceiling_per_s"]
+            total = sum(c[k] or 0 for k in ("serve", "postgres", "sink"))
             lines.append(
-                f"  {key:18} serve {fmt(c['serve']):>6}  postgres {fmt(c['postgres']):>6}"
-                f"  sink {fmt(c['sink']):>5}   xacts/delivery "
-                f"{fmt(summ[key]['pg_xacts_per_delivery'], 2)}   idle node CPU "
+                f"  {key:30} node {fmt(c['serve']):>6}  postgres {fmt(c['postgres']):>5}"
+                f" (ins {fmt(c['postgres_insert']):>3})  sink {fmt(c['sink']):>5}"
+                f"  = {fmt(total):>6}   ceiling node "
+                f"{fmt(ceil['node_one_core']):>6}/s machine {fmt(ceil['machine']):>6}/s   "
+                f"xacts/delivery {fmt(summ[key]['pg_xacts_per_delivery'], 2)}   idle node CPU "
                 f"{fmt(_pct(summ[key]['idle_serve_cpu_fraction']), 1)}%"
+                + ("" if summ[key]["all_success"] else "   NOT ALL SUCCESS")
             )
-        for key in ("http_h11", "http_httpx", "http_deliverer", "http_deliverer_c10"):
+            claim = summ[key]["claim"]
+            if claim and c["serve"] and summ[key]["nodes"] == 1:
+                # Claims run one at a time and the workers mostly wait for them: the node's CPU
+                # and the claim's execution time per row add up (a serial estimate).
+                serial = 1e6 / (c["serve"] + claim["exec_us_per_row"])
+                summ[key]["ceiling_per_s"]["serial_node_plus_claim"] = serial
+                lines.append(
+                    f"  {'':30} node busy {fmt(summ[key]['node_busy_cores'], 2)} cores; claims "
+                    f"{fmt(claim['calls'])} x {fmt(claim['mean_ms'], 1)} ms, "
+                    f"{fmt(claim['rows_per_call'], 1)} rows each = "
+                    f"{fmt(claim['exec_us_per_row'])} µs/row; serial estimate "
+                    f"1e6 / (node + claim per row) = {fmt(serial)}/s"
+                )
+        for key in (
+            "http_h11",
+            "http_httpx",
+            "http_deliverer",
+            "http_deliverer-runlater",
+            "http_deliverer_c10",
+        ):
             if res.runs.get(key):
                 lines.append(
-                    f"  {key:18} client {fmt(res.med(key, 'client_cpu_us_per_req')):>5}"
+                    f"  {key:30} client {fmt(res.med(key, 'client_cpu_us_per_req')):>5}"
                     f"  sink {fmt(res.med(key, 'sink_cpu_us_per_req')):>5}"
                 )
     late_keys = [k for k in res.runs if k.startswith("late_")]
@@ -356,12 +559,12 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         lines.append("")
         lines.append(
             f"Lateness = sink arrival - due time, ms (median over rounds of each "
-            f"round's percentile); lead {args.lead}s, {args.duration:.0f}s per run; "
+            f"round's percentile); lead {args.lead}s, {args.duration:.0f}s per run; python sink; "
             "delivered = delivered/created, all rounds"
         )
         head = (
-            f"{'run':22} {'rate':>6} {'created/s':>9} {'p50':>8} {'p95':>8} {'p99':>8} "
-            f"{'max':>8} {'delivered':>11} {'serve CPU':>9} {'other load':>10}"
+            f"{'run':22} {'transport':>9} {'rate':>6} {'created/s':>9} {'p50':>8} {'p95':>8} "
+            f"{'p99':>8} {'max':>8} {'delivered':>13} {'node CPU':>8} {'other load':>10}"
         )
         lines += [head, "-" * len(head)]
         for key in late_keys:
@@ -373,9 +576,12 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             created_n = sum(r["creation"]["created"] for r in rs)
             cpu = res.med(key, "cpu_s.serve")
             wall = res.med(key, "cpu_s.wall_s")
+            transport = rs[0].get("transport", "httpx")
             summ[key] = {
                 "rate": rs[0]["rate"],
                 "mode": rs[0]["mode"],
+                "transport": transport,
+                "sink": rs[0].get("sink", "python"),
                 "lateness_ms": lat,
                 "lateness_p99_runs": res.values(key, "lateness_ms.p99"),
                 "created_per_s": created,
@@ -383,12 +589,15 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 "requested": requested,
                 "created": created_n,
                 "serve_cpu_fraction": (cpu / wall) if cpu and wall else None,
+                "cpu_us_per_task": {
+                    k: res.med(key, f"cpu_us_per_task.{k}") for k in ("serve", "postgres", "sink")
+                },
             }
             lines.append(
-                f"{key:22} {rs[0]['rate']:>6.0f} {fmt(created):>9} {fmt(lat['p50'], 1):>8} "
-                f"{fmt(lat['p95'], 1):>8} {fmt(lat['p99'], 1):>8} {fmt(lat['max'], 1):>8} "
-                f"{delivered:>5}/{created_n:<5} "
-                f"{'-' if not cpu or not wall else f'{cpu / wall:.0%}':>9} "
+                f"{key:22} {transport:>9} {rs[0]['rate']:>6.0f} {fmt(created):>9} "
+                f"{fmt(lat['p50'], 1):>8} {fmt(lat['p95'], 1):>8} {fmt(lat['p99'], 1):>8} "
+                f"{fmt(lat['max'], 1):>8} {delivered:>6}/{created_n:<6} "
+                f"{'-' if not cpu or not wall else f'{cpu / wall:.0%}':>8} "
                 f"{fmt(res.other_load(key), 2):>10}"
             )
             summ[key]["other_load_cores"] = res.other_load(key)
@@ -398,21 +607,37 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             if not prof.get("samples"):
                 continue
             lines.append("")
+            what = f"transport {r.get('transport', '?')}, sink {r.get('sink', '?')}"
+            if r.get("deliveries_per_s"):
+                what += f", {r['deliveries_per_s']:.0f} deliveries/s"
+            if r.get("rate"):
+                what += f", {r['rate']:.0f} tasks/s {r['mode']}"
             lines.append(
-                f"Where the node's CPU goes ({key}, py-spy, {prof['samples']} samples; "
+                f"Where the node's CPU goes ({key}: {what}; py-spy, {prof['samples']} samples; "
                 f"flame graph {prof['svg']})"
             )
             for item in prof["components_pct"]:
                 lines.append(f"  {item['pct']:5.1f}%  {item['frame']}")
-            lines.append(
-                f"  (httpcore pool bookkeeping {prof['httpcore_pool_bookkeeping_pct']}%, "
-                f"asyncpg reset on release {prof['asyncpg_reset_on_release_pct']}%)"
-            )
+            if prof.get("path_breakdown_pct"):
+                lines.append("  finer, exclusive split:")
+                for item in prof["path_breakdown_pct"]:
+                    lines.append(f"  {item['pct']:5.1f}%  {item['frame']}")
+            if prof.get("delivery_path_pct"):
+                lines.append("  delivery path (inclusive, nested):")
+                for frame, pct in prof["delivery_path_pct"].items():
+                    lines.append(f"  {pct:5.1f}%  {frame}")
+            extra = []
+            if prof.get("httpcore_pool_bookkeeping_pct"):
+                extra.append(f"httpcore pool bookkeeping {prof['httpcore_pool_bookkeeping_pct']}%")
+            if prof.get("asyncpg_reset_on_release_pct"):
+                extra.append(f"asyncpg reset on release {prof['asyncpg_reset_on_release_pct']}%")
+            if extra:
+                lines.append(f"  ({', '.join(extra)})")
             lines.append("  top self time:")
-            for item in prof["self_top"][:8]:
+            for item in prof["self_top"][:12]:
                 lines.append(f"  {item['pct']:5.1f}%  {item['frame']}")
             lines.append("  top inclusive (engine/library frames):")
-            for item in prof["inclusive_top"][:12]:
+            for item in prof["inclusive_top"][:20]:
                 lines.append(f"  {item['pct']:5.1f}%  {item['frame']}")
     return "\n".join(lines), summ
 
@@ -465,6 +690,13 @@ def report(path: str) -> int:
     args = argparse.Namespace(**doc["args"])
     res = Results()
     res.runs = doc["runs"]
+    # Profiles are summarized again from their collapsed stacks (when still there), so a
+    # change to the buckets applies to saved runs too.
+    for key in ("profile_tput", "profile_late", "profile_late_sql"):
+        for r in res.runs.get(key, []):
+            raw = Path((r.get("profile") or {}).get("collapsed") or "/nonexistent")
+            if raw.exists():
+                r["profile"].update(profiling.summarize(raw))
     text, _ = table(res, args)
     m = doc["machine"]
     print(

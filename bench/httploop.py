@@ -5,8 +5,11 @@ line. Modes, from the limit down to what the engine does:
 
 - ``h11``: raw keep-alive HTTP/1.1 on trio streams (bench.h11client) — the HTTP limit;
 - ``httpx``: ``httpx.AsyncClient`` under trio with the node's limits — the client library alone;
-- ``deliverer``: runlater's own ``Deliverer.deliver`` (SSRF check + httpx streaming + body
-  capture) on fabricated claims — the engine's delivery path without any database.
+- ``deliverer``: runlater's own ``Deliverer.deliver`` (SSRF pre-check + request + body
+  capture) on fabricated claims, on httpx's default transport (``RUNLATER_HTTP_TRANSPORT=httpx``)
+  — the engine's delivery path without any database;
+- ``deliverer-runlater``: the same on runlater's ``TrioTransport`` (the default transport; the
+  SSRF check happens at connect, no pre-check). Both built as ``runlater.node`` builds them.
 
 Every request carries the same header set a delivery carries.
 """
@@ -75,17 +78,29 @@ async def run(url: str, count: int, concurrency: int, mode: str) -> dict:
 
     client = None
     deliverer = None
-    if mode in ("httpx", "deliverer"):
+    transport = None
+    if mode == "httpx":
         import httpx
 
         limits = httpx.Limits(
             max_connections=concurrency * 2, max_keepalive_connections=concurrency
         )
         client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
-        if mode == "deliverer":
-            from runlater.delivery.client import Deliverer
+    elif mode in ("deliverer", "deliverer-runlater"):
+        # Built as the node builds it (runlater.node.build_node): the transport called
+        # directly, the pre-check only where the transport does not check at connect.
+        from runlater.config import Settings
+        from runlater.delivery.client import Deliverer
+        from runlater.node import outbound_transport
 
-            deliverer = Deliverer(client, allow_private_targets=True)
+        which = "runlater" if mode == "deliverer-runlater" else "httpx"
+        settings = Settings(
+            allow_private_targets=True, max_workers=concurrency, http_transport=which
+        )
+        transport = outbound_transport(settings)
+        deliverer = Deliverer(
+            transport, allow_private_targets=True, precheck_urls=which != "runlater"
+        )
 
     async def httpx_worker() -> None:
         assert client is not None
@@ -120,7 +135,12 @@ async def run(url: str, count: int, concurrency: int, mode: str) -> dict:
             attempt = await deliverer.deliver(claimed)
             done(attempt.status_code or 0, started)
 
-    worker = {"h11": h11_worker, "httpx": httpx_worker, "deliverer": deliverer_worker}[mode]
+    worker = {
+        "h11": h11_worker,
+        "httpx": httpx_worker,
+        "deliverer": deliverer_worker,
+        "deliverer-runlater": deliverer_worker,
+    }[mode]
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     try:
@@ -130,6 +150,8 @@ async def run(url: str, count: int, concurrency: int, mode: str) -> dict:
     finally:
         if client is not None:
             await client.aclose()
+        if transport is not None:
+            await transport.aclose()
     elapsed = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -154,7 +176,9 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--mode", choices=("h11", "httpx", "deliverer"), default="h11")
+    parser.add_argument(
+        "--mode", choices=("h11", "httpx", "deliverer", "deliverer-runlater"), default="h11"
+    )
     args = parser.parse_args()
     if not args.url.startswith("http://127.0.0.1:"):
         raise SystemExit("bench.httploop only targets http://127.0.0.1")

@@ -72,8 +72,11 @@ async def run_once(
     mode: str,
     max_workers: int,
     tag: str,
+    transport: str = "runlater",
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """One lateness run; ``transport`` is the node's ``RUNLATER_HTTP_TRANSPORT``. The sink is
+    always the Python one: its log has each request's arrival time."""
     dsn = await cluster.new_database("late")
     org = harness.bootstrap(dsn)
     procs = Processes()
@@ -82,7 +85,13 @@ async def run_once(
         try:
             sink_proc, sink_port = harness.start_sink(procs, work / "sink.jsonl")
             url = f"http://127.0.0.1:{sink_port}/late"
-            serve, api_port = harness.start_serve(procs, dsn, max_workers=max_workers, workdir=work)
+            serve, api_port = harness.start_serve(
+                procs,
+                dsn,
+                max_workers=max_workers,
+                workdir=work,
+                extra_env={"RUNLATER_HTTP_TRANSPORT": transport},
+            )
             sink = SinkLog(work / "sink.jsonl")
             conn = await asyncpg.connect(dsn)
             try:
@@ -96,7 +105,7 @@ async def run_once(
                 )
                 if profile_dir is not None and profiling.available():
                     recorder = profiling.Recorder(
-                        serve.pid, profile_dir, f"profile-lateness-{mode}-{int(rate)}"
+                        serve.pid, profile_dir, f"profile-lateness-{mode}-{int(rate)}-{transport}"
                     )
                     recorder.start()
                     await asyncio.sleep(1.0)
@@ -159,6 +168,8 @@ async def run_once(
     n = max(len(rows), 1)
     result: dict[str, Any] = {
         "mode": mode,
+        "transport": transport,
+        "sink": "python",
         "rate": rate,
         "duration_s": duration,
         "lead_s": lead,

@@ -17,14 +17,62 @@ from typing import Any
 
 # Inclusive buckets: a sample counts for the first listed bucket whose marker appears anywhere in
 # its stack (innermost frame first), so nested work is charged to the most specific component.
+# On the runlater transport a delivery's stack is Deliverer -> httpx.AsyncClient.send ->
+# TrioTransport -> http11.Connection -> h11 / trio socket calls: h11 first, then the transport
+# (its own code and the trio socket I/O under it), then what httpx adds around it. On httpx's
+# default transport, httpcore's h11 parsing lands in "h11" and the rest of httpcore in "httpx".
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
-    ("SSRF check (check_url/getaddrinfo)", ("check_url (runlater/delivery/ssrf",)),
-    ("httpx/httpcore client (delivery HTTP)", ("httpx/", "httpcore/")),
+    (
+        "SSRF check (check_url/resolve_checked)",
+        ("check_url (runlater/delivery/ssrf", "resolve_checked (runlater/delivery/ssrf"),
+    ),
+    ("h11 (HTTP/1.1 parse/serialize)", ("h11/",)),
+    (
+        "runlater transport (transport.py/http11.py + trio socket I/O under it)",
+        ("runlater/delivery/transport.py", "runlater/delivery/http11.py"),
+    ),
+    ("httpx/httpcore client (around the transport)", ("httpx/", "httpcore/")),
     ("asyncpg (protocol, codecs)", ("asyncpg/",)),
     ("trio-asyncio bridge / asyncio loop", ("trio_asyncio/", "asyncio/")),
     ("web API (hypercorn/quart/pydantic)", ("hypercorn/", "quart/", "werkzeug/", "pydantic")),
     ("runlater engine code", ("runlater/",)),
     ("trio scheduler / IO", ("trio/",)),
+]
+
+
+# A finer, exclusive split of the node's CPU along one delivery (first matching rule wins, so
+# the order goes from the most specific to the most general). Made for the runlater transport;
+# on httpx's default transport most of the HTTP work lands in "httpx ... other".
+PATH_BUCKETS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "database: asyncpg + trio-asyncio crossing (claim, complete)",
+        ("asyncpg/", "trio_asyncio/", "asyncio/", "runlater/store/"),
+    ),
+    ("SSRF check / resolve", ("runlater/delivery/ssrf", "runlater/delivery/resolver")),
+    (
+        "h11: parse the response (next_event, receive_data)",
+        ("Connection.next_event (h11/", "Connection.receive_data (h11/"),
+    ),
+    ("h11: build + serialize the request (h11.Request, send)", ("h11/",)),
+    (
+        "socket send/recv syscalls (trio)",
+        ("_nonblocking_helper (trio/", "SocketStream.send_all", "SocketStream.receive_some"),
+    ),
+    ("idle-connection liveness poll() (is_readable)", ("is_readable (trio/",)),
+    (
+        "transport + http11 own code (incl. trio cancel scopes there)",
+        ("runlater/delivery/transport.py", "runlater/delivery/http11.py"),
+    ),
+    ("httpx.Request build (URL, Headers)", ("Request.__init__ (httpx/",)),
+    ("httpx Response, aiter_raw, headers, other httpx/httpcore", ("httpx/", "httpcore/")),
+    ("request_headers + signing", ("request_headers (runlater/", "runlater/delivery/signing")),
+    (
+        "Sender/Deliverer own code (deadline scope, timing, body_text, judge)",
+        ("runlater/delivery/",),
+    ),
+    ("worker/pool actors (channels, outcome, bookkeeping)", ("runlater/actors/",)),
+    ("web API", ("hypercorn/", "quart/", "werkzeug/", "pydantic")),
+    ("other runlater code", ("runlater/",)),
 ]
 
 
@@ -88,6 +136,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     buckets: Counter[str] = Counter()
+    path: Counter[str] = Counter()
     total = 0
     if not raw_path.exists():
         return {"samples": 0}
@@ -105,14 +154,18 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
         for frame in set(frames):
             inclusive[frame] += count
         # Frames above trio's run loop (cli.main, trio.run) are in every stack: bucket only
-        # what runs inside the trio task (nothing left: the scheduler's own work).
+        # what runs inside the trio task (nothing left, or only the epoll wait that trio.run
+        # calls itself: the scheduler's own work).
         task = frames
         for i in range(len(frames) - 1, -1, -1):
-            if frames[i].startswith("unrolled_run (trio/"):
+            if frames[i].startswith(("unrolled_run (trio/", "run (trio/_core/_run.py")):
                 task = frames[i + 1 :]
                 break
+        if task and all(f.startswith("EpollIOManager.") for f in task):
+            task = []
         if not task:
             buckets["trio scheduler / IO"] += count
+            path["trio scheduler (epoll wait, run loop)"] += count
             continue
         joined = ";".join(reversed(task))
         for name, markers in BUCKETS:
@@ -121,6 +174,12 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
                 break
         else:
             buckets["other"] += count
+        for name, markers in PATH_BUCKETS:
+            if any(m in joined for m in markers):
+                path[name] += count
+                break
+        else:
+            path["trio scheduler / other (task switches outside runlater code)"] += count
 
     def pct(counter: Counter[str], n: int) -> list[dict[str, Any]]:
         return [{"frame": f, "pct": round(100 * c / total, 1)} for f, c in counter.most_common(n)]
@@ -128,6 +187,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
     roots = ("main (runlater/cli.py)", "<module> (runlater/__main__.py)")
     markers = (
         "runlater/",
+        "h11/",
         "httpx/",
         "httpcore/",
         "asyncpg/",
@@ -146,9 +206,36 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
     conn = inclusive.get(
         "AsyncHTTPConnection.handle_async_request (httpcore/_async/connection.py)", 0
     )
+
+    def incl(*prefixes: str) -> float | None:
+        if not total:
+            return None
+        hits = max((c for f, c in inclusive.items() if f.startswith(prefixes)), default=0)
+        return round(100 * hits / total, 1)
+
+    # Nested stages of one delivery (inclusive, % of all node samples), outermost first.
+    delivery_path = {
+        "Deliverer.deliver": incl("Deliverer.deliver ("),
+        "Sender.send (deadline + exchange)": incl("Sender.send ("),
+        "AsyncClient.send (httpx)": incl("AsyncClient.send ("),
+        "build_request (httpx)": incl("BaseClient.build_request (", "AsyncClient.build_request ("),
+        "httpx.Request.__init__": incl("Request.__init__ (httpx/"),
+        "httpx.Response.__init__": incl("Response.__init__ (httpx/"),
+        "Response.aiter_raw (httpx)": incl("Response.aiter_raw (httpx/"),
+        "TrioTransport.handle_async_request": incl("TrioTransport.handle_async_request ("),
+        "Connection.send_request (h11 out + head in)": incl("Connection.send_request ("),
+        "ResponseStream.__anext__ (body)": incl("ResponseStream.__anext__ ("),
+        "Response.aclose (httpx)": incl("Response.aclose ("),
+        "request_headers (+ signing)": incl("request_headers ("),
+        "AsyncConnectionPool.handle_async_request (httpcore)": incl(
+            "AsyncConnectionPool.handle_async_request ("
+        ),
+    }
     return {
         "samples": total,
         "components_pct": pct(buckets, len(buckets)),
+        "delivery_path_pct": {k: v for k, v in delivery_path.items() if v},
+        "path_breakdown_pct": pct(path, len(path)),
         "self_top": pct(self_time, top),
         "inclusive_top": pct(interesting, top),
         "httpcore_pool_bookkeeping_pct": round(100 * (pool - conn) / total, 1) if total else None,

@@ -7,8 +7,8 @@ line per mode and round and a median table (client CPU µs per request, requests
 - ``h11``: raw keep-alive HTTP/1.1 on trio streams (bench.h11client), the floor;
 - ``httpx-default``: ``httpx.AsyncClient`` with its default transport (the node's limits);
 - ``httpx-trio``: ``delivery_client(TrioTransport(...))`` (httpx.AsyncClient on our transport);
-- ``deliverer-trio``: runlater's ``Deliverer`` on TrioTransport, no pre-check (the SSRF check
-  happens in the transport's connect step).
+- ``deliverer-trio``: runlater's ``Deliverer`` calling TrioTransport directly (as the node
+  does), no pre-check (the SSRF check happens in the transport's connect step).
 
 Modes run interleaved (every mode once per round) so machine noise hits them alike.
 """
@@ -54,11 +54,14 @@ async def run(mode: str, port: int, count: int, concurrency: int) -> tuple[float
             max_connections=concurrency * 2, max_keepalive_connections=concurrency
         )
         client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
-    elif mode != "h11":
+    elif mode == "httpx-trio":
         client = delivery_client(TrioTransport(allow_private=True, max_idle_per_host=concurrency))
-    deliverer = (
-        Deliverer(client, allow_private_targets=True, precheck_urls=False) if client else None
-    )
+    deliverer = None
+    transport: TrioTransport | None = None
+    if mode == "deliverer-trio":
+        # As the node does it: the transport called directly, no httpx client around it.
+        transport = TrioTransport(allow_private=True, max_idle_per_host=concurrency)
+        deliverer = Deliverer(transport, allow_private_targets=True, precheck_urls=False)
 
     def claim() -> ClaimedExecution:
         ident = uuid.uuid4()
@@ -115,6 +118,8 @@ async def run(mode: str, port: int, count: int, concurrency: int) -> tuple[float
     elapsed, cpu = time.perf_counter() - t0, cpu_s() - cpu0
     if client is not None:
         await client.aclose()
+    if transport is not None:
+        await transport.aclose()
     if failures:
         raise SystemExit(f"{mode}: {failures} requests failed")
     return cpu / count * 1e6, count / elapsed
