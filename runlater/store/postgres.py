@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from runlater.errors import NotFound
+from runlater.errors import Conflict, NotFound
 from runlater.store import bridge
 from runlater.store.migrate import apply_migrations
 from runlater.store.queries import Q
@@ -30,6 +30,8 @@ from runlater.store.records import (
 )
 
 MAX_INTERRUPTIONS = 3
+MAX_ATTEMPT = 11  # the executions.attempt check: a first attempt and up to 10 retries
+RETRYABLE_STATUSES = frozenset({"failed", "timeout"})
 
 
 def _row(record: asyncpg.Record | None) -> Row | None:
@@ -64,6 +66,32 @@ async def _claim(
 async def _claim_callbacks(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Row]:
     await conn.execute(Q.rescue_callbacks)
     return [dict(r) for r in await conn.fetch(Q.claim_callbacks, limit, lease_s)]
+
+
+async def _retry_execution(conn: asyncpg.Connection, org_id: UUID, execution_id: UUID) -> Row:
+    """One more attempt of a failed execution, in the same retry chain (same webhook-id)."""
+    async with conn.transaction():
+        source = await conn.fetchrow(Q.get_execution_for_retry, org_id, execution_id)
+        if source is None:
+            raise NotFound("execution not found")
+        if source["status"] not in RETRYABLE_STATUSES:
+            raise Conflict(
+                f"only a failed or timed-out execution can be retried; this one is "
+                f"{source['status']}"
+            )
+        if source["attempt"] >= MAX_ATTEMPT:
+            raise Conflict(f"an execution chain has at most {MAX_ATTEMPT} attempts")
+        row = await conn.fetchrow(
+            Q.insert_manual_retry,
+            source["organization_id"],
+            source["task_id"],
+            source["root_id"],
+            source["attempt"] + 1,
+            source["priority"],
+            source["host"],
+        )
+        await conn.execute(Q.notify_executions, "")
+        return dict(row)
 
 
 async def _update_task(
@@ -174,6 +202,24 @@ class Store:
             raise NotFound("organization not found")
         return row
 
+    async def list_api_keys(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
+        return await self._run(_fetch, Q.list_api_keys, org_id, limit, offset)
+
+    async def create_api_key(
+        self, org_id: UUID, key_id: str, key_hash: str, name: str | None
+    ) -> Row:
+        row = await self._run(_fetchrow, Q.create_api_key, org_id, key_id, key_hash, name)
+        if row is None:
+            raise NotFound("organization not found")
+        return row
+
+    async def revoke_api_key(self, org_id: UUID, api_key_id: UUID) -> Row:
+        """Sets revoked_at (kept if already set); another org's key is not found."""
+        row = await self._run(_fetchrow, Q.revoke_api_key, org_id, api_key_id)
+        if row is None:
+            raise NotFound("API key not found")
+        return row
+
     # -- tasks (API)
 
     async def insert_task(self, org_id: UUID, task: dict[str, Any], delay_s: float | None) -> Row:
@@ -228,6 +274,13 @@ class Store:
         return await self._run(
             _fetch, Q.list_task_executions, org_id, task_id, status, limit, offset
         )
+
+    async def retry_execution(self, org_id: UUID, execution_id: UUID) -> Row:
+        """Raises NotFound, or Conflict when the execution is not failed/timed out."""
+        return await self._run(_retry_execution, org_id, execution_id)
+
+    async def cancel_queue(self, org_id: UUID, queue: str) -> int:
+        return await self._run(_fetchval, Q.cancel_queue, org_id, queue)
 
     async def get_execution(self, org_id: UUID, execution_id: UUID) -> Row:
         row = await self._run(_fetchrow, Q.get_execution, org_id, execution_id)

@@ -14,7 +14,7 @@ from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
 from runlater.errors import NotFound, StoreError, StoreUnavailable
 from runlater.store.postgres import Store
-from runlater.web.api import org, tasks
+from runlater.web.api import cron, keys, org, tasks
 from runlater.web.auth import authenticate
 from runlater.web.errors import ApiError, error_response
 
@@ -43,6 +43,8 @@ def create_app(
     api.before_request(authenticate)
     api.register_blueprint(tasks.bp)
     api.register_blueprint(org.bp)
+    api.register_blueprint(keys.bp)
+    api.register_blueprint(cron.bp)
     app.register_blueprint(api)
 
     @app.get("/health")

@@ -37,3 +37,23 @@ set previous_webhook_secret = webhook_secret,
     updated_at = now()
 where id = $1
 returning *
+
+-- name: list_api_keys
+-- Never the hash: only what the API shows.
+select id, name, key_id, last_used_at, revoked_at, inserted_at, count(*) over () as total
+from api_keys
+where organization_id = $1
+order by inserted_at desc, id desc
+limit $2 offset $3
+
+-- name: create_api_key
+insert into api_keys (organization_id, key_id, key_hash, name)
+values ($1, $2, $3, $4)
+returning id, name, key_id, last_used_at, revoked_at, inserted_at
+
+-- name: revoke_api_key
+-- Idempotent: an already-revoked key keeps its first revoked_at.
+update api_keys
+set revoked_at = coalesce(revoked_at, now())
+where organization_id = $1 and id = $2
+returning id, revoked_at

@@ -164,3 +164,27 @@ update executions e
 set host = t.host
 from tasks t
 where t.id = $2 and t.organization_id = $1 and e.task_id = t.id and e.status = 'pending'
+
+-- name: get_execution_for_retry
+select e.id, e.status, e.attempt, e.organization_id, e.task_id, e.priority, e.host,
+       coalesce(e.root_execution_id, e.id) as root_id
+from executions e
+join tasks t on t.id = e.task_id and t.deleted_at is null
+where e.organization_id = $1 and e.id = $2
+
+-- name: insert_manual_retry
+insert into executions (organization_id, task_id, root_execution_id, source, attempt, priority,
+                        scheduled_for, host)
+values ($1, $2, $3, 'retry', $4, $5, clock_timestamp(), $6)
+returning id, status, attempt, scheduled_for
+
+-- name: cancel_queue
+-- Every pending execution of the organization's tasks in queue $2 is cancelled.
+with cancelled as (
+    update executions e
+    set status = 'cancelled', finished_at = now(), error_message = 'queue cancelled'
+    from tasks t
+    where t.organization_id = $1 and t.queue = $2 and e.task_id = t.id and e.status = 'pending'
+    returning e.id
+)
+select count(*) from cancelled

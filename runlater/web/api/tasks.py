@@ -7,6 +7,7 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify, request
 
 from runlater.delivery.ssrf import UrlNotAllowed, check_url
+from runlater.errors import Conflict
 from runlater.schemas.tasks import cron_row, parse_create, parse_update
 from runlater.web import serialize
 from runlater.web.api.common import json_body, page, pagination, parse_id
@@ -152,3 +153,28 @@ async def list_executions(task_id: str) -> Any:
 async def get_execution(execution_id: str) -> Any:
     row = await _store().get_execution(org_id(), parse_id(execution_id, "execution"))
     return jsonify({"data": serialize.execution_detail(row)})
+
+
+@bp.delete("/tasks")
+async def cancel_queue() -> Any:
+    """``DELETE /tasks?queue=q``: cancel every pending execution of that queue's tasks."""
+    queue = request.args.get("queue")
+    if not queue:
+        raise validation_error({"queue": ["is required: DELETE /tasks?queue=<name>"]})
+    cancelled = await _store().cancel_queue(org_id(), queue)
+    return jsonify({"data": {"cancelled": cancelled}})
+
+
+@bp.post("/executions/<execution_id>/retry")
+async def retry_execution(execution_id: str) -> Any:
+    try:
+        row = await _store().retry_execution(org_id(), parse_id(execution_id, "execution"))
+    except Conflict as exc:
+        raise validation_error({"status": [str(exc)]}, str(exc)) from None
+    data = {
+        "execution_id": str(row["id"]),
+        "status": row["status"],
+        "attempt": row["attempt"],
+        "scheduled_for": serialize.ts(row["scheduled_for"]),
+    }
+    return jsonify({"data": data}), 202

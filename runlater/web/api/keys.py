@@ -1,0 +1,66 @@
+"""``/api/v1/api-keys``: list, create (the full key is shown once) and revoke the org's keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, current_app, jsonify, request
+
+from runlater import apikeys
+from runlater.web import serialize
+from runlater.web.api.common import json_body, page, pagination, parse_id
+from runlater.web.auth import org_id
+from runlater.web.errors import validation_error
+
+bp = Blueprint("api_keys", __name__)
+
+API_KEY_FIELDS = ("id", "name", "key_id", "last_used_at", "revoked_at", "inserted_at")
+MAX_NAME = 200
+
+
+def _store() -> Any:
+    return current_app.config["STORE"]
+
+
+def _key(row: dict[str, Any]) -> dict[str, Any]:
+    """The public view of a key: never its hash or secret."""
+    return serialize.pick(row, API_KEY_FIELDS)
+
+
+def _parse_name(payload: dict[str, Any]) -> str | None:
+    fields = payload.get("api_key", payload)
+    if not isinstance(fields, dict):
+        raise validation_error({"api_key": ["must be an object"]})
+    name = fields.get("name")
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise validation_error({"name": ["must be a string"]})
+    if not 1 <= len(name) <= MAX_NAME:
+        raise validation_error({"name": [f"must be 1 to {MAX_NAME} characters"]})
+    if "\x00" in name:
+        raise validation_error({"name": ["must not contain a NUL character"]})
+    return name
+
+
+@bp.get("/api-keys")
+async def list_api_keys() -> Any:
+    limit, offset = pagination()
+    rows = await _store().list_api_keys(org_id(), limit=limit, offset=offset)
+    return jsonify(page([_key(r) for r in rows], rows, limit, offset))
+
+
+@bp.post("/api-keys")
+async def create_api_key() -> Any:
+    raw = await request.get_data(as_text=False)
+    payload = await json_body() if raw.strip() else {}
+    name = _parse_name(payload)
+    new = apikeys.generate()
+    row = await _store().create_api_key(org_id(), new.key_id, new.key_hash, name)
+    return jsonify({"data": {**_key(row), "key": new.full}}), 201
+
+
+@bp.delete("/api-keys/<raw_id>")
+async def revoke_api_key(raw_id: str) -> Any:
+    await _store().revoke_api_key(org_id(), parse_id(raw_id, "API key"))
+    return "", 204
