@@ -220,6 +220,34 @@ class Store:
             raise NotFound("API key not found")
         return row
 
+    # -- audit log
+
+    async def record_audit(
+        self,
+        org_id: UUID,
+        *,
+        actor_type: str,
+        actor_id: UUID | None,
+        action: str,
+        resource_id: str | None,
+        status_code: int,
+        ip: str | None,
+    ) -> None:
+        await self._run(
+            _fetchval,
+            Q.insert_audit_entry,
+            org_id,
+            actor_type,
+            actor_id,
+            action,
+            resource_id,
+            status_code,
+            ip,
+        )
+
+    async def list_audit_log(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
+        return await self._run(_fetch, Q.list_audit_log, org_id, limit, offset)
+
     # -- tasks (API)
 
     async def insert_task(self, org_id: UUID, task: dict[str, Any], delay_s: float | None) -> Row:
@@ -371,6 +399,45 @@ class Store:
 
     async def get_callback_for_execution(self, org_id: UUID, execution_id: UUID) -> Row | None:
         return await self._run(_fetchrow, Q.get_callback_for_execution, org_id, execution_id)
+
+    # -- idempotency keys
+
+    async def claim_idempotency_key(
+        self, org_id: UUID, key: str, method: str, path: str, request_hash: str
+    ) -> Row | None:
+        """Claim (org, key) for a request: None when claimed (new, or its record was older
+        than 24 h), else the live record someone else holds (in progress or done)."""
+        for _ in range(5):
+            claimed = await self._run(
+                _fetchval, Q.claim_idempotency_key, org_id, key, method, path, request_hash
+            )
+            if claimed:
+                return None
+            row = await self._run(_fetchrow, Q.get_idempotency_key, org_id, key)
+            if row is not None:
+                return row
+            # The holder released it (its request failed) between the two statements: again.
+        raise Conflict("idempotency key is contended")
+
+    async def finish_idempotency_key(
+        self,
+        org_id: UUID,
+        key: str,
+        *,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        await self._run(_fetchval, Q.finish_idempotency_key, org_id, key, status, body, headers)
+
+    async def release_idempotency_key(self, org_id: UUID, key: str) -> None:
+        """Forget an in-progress key (its request failed), so the client may retry it."""
+        await self._run(_fetchval, Q.release_idempotency_key, org_id, key)
+
+    async def purge_idempotency_keys(self, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` records older than 24 h; returns how many."""
+        status = await self._run(lambda conn: conn.execute(Q.purge_idempotency_keys, limit))
+        return int(status.split()[-1])
 
     # -- leader lease
 

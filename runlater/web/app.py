@@ -14,7 +14,8 @@ from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
 from runlater.errors import NotFound, StoreError, StoreUnavailable
 from runlater.store.postgres import Store
-from runlater.web.api import cron, keys, org, tasks
+from runlater.web import idempotency
+from runlater.web.api import audit, cron, keys, org, tasks
 from runlater.web.auth import authenticate
 from runlater.web.errors import ApiError, error_response
 
@@ -41,10 +42,15 @@ def create_app(
 
     api = Blueprint("api", __name__, url_prefix="/api/v1")
     api.before_request(authenticate)
+    api.before_request(idempotency.begin)
+    api.after_request(idempotency.finish)
+    api.teardown_request(idempotency.abandon)
+    api.after_request(audit.record)
     api.register_blueprint(tasks.bp)
     api.register_blueprint(org.bp)
     api.register_blueprint(keys.bp)
     api.register_blueprint(cron.bp)
+    api.register_blueprint(audit.bp)
     app.register_blueprint(api)
 
     @app.get("/health")

@@ -34,6 +34,7 @@ async def authenticate() -> None:
     if owner is None or owner.revoked or not apikeys.secret_matches(parts[1], owner.key_hash):
         raise _unauthorized("unknown or revoked API key")
     g.org_id = owner.organization_id
+    g.api_key_id = owner.key_row_id
 
 
 def org_id() -> UUID:

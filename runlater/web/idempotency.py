@@ -1,0 +1,118 @@
+"""``Idempotency-Key`` on mutating API calls: the first response is kept 24 h and replayed.
+
+Per (organization, key): the first request claims the key (one insert), runs, and its response
+(status, body, a few headers) is stored — a 4xx too. A repeat of the same request gets the
+stored response without acting again; a repeat while the first still runs gets 409
+``idempotency_conflict``; the same key with another method, path or body gets 422
+``idempotency_mismatch``. A 5xx (or 429) is not kept: the key is released so the client may
+retry. Records older than 24 h are replaced by the next request with the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+
+import trio
+from quart import Response, current_app, g, request
+
+from runlater.errors import Conflict, StoreError
+from runlater.web.errors import ApiError
+
+log = logging.getLogger("runlater.web.idempotency")
+
+HEADER = "Idempotency-Key"
+MAX_KEY_CHARS = 255
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+KEPT_HEADERS = ("Content-Type", "Location")
+
+
+def _conflict() -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_conflict",
+        "a request with this Idempotency-Key is still in progress; retry later",
+    )
+
+
+def request_hash(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode()):
+        digest.update(part)
+        digest.update(b"\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+async def begin() -> Response | None:
+    """``before_request`` hook of the API blueprint, after authentication."""
+    g.idempotency_key = None
+    g.idempotency_replayed = False
+    key = request.headers.get(HEADER)
+    if key is None or request.method not in MUTATING or "org_id" not in g:
+        return None
+    if not key or len(key) > MAX_KEY_CHARS:
+        raise ApiError(400, "bad_request", f"{HEADER} must be 1 to {MAX_KEY_CHARS} characters long")
+    body = await request.get_data(cache=True)
+    fingerprint = request_hash(request.method, request.path, body)
+    store = current_app.config["STORE"]
+    try:
+        row = await store.claim_idempotency_key(
+            g.org_id, key, request.method, request.path, fingerprint
+        )
+    except Conflict:
+        raise _conflict() from None
+    if row is None:
+        g.idempotency_key = key  # ours: the response is stored by ``finish``
+        return None
+    if row["request_hash"] != fingerprint:
+        raise ApiError(
+            422,
+            "idempotency_mismatch",
+            f"this {HEADER} was used with a different request (method, path or body)",
+        )
+    if row["status"] != "done":
+        raise _conflict()
+    g.idempotency_replayed = True  # for other after_request hooks (e.g. the audit log)
+    response = Response(bytes(row["response_body"]), status=row["response_status"])
+    for name, value in (row["response_headers"] or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def finish(response: Response) -> Response:
+    """``after_request`` hook: keep the response of a claimed key, or release the key."""
+    key = g.get("idempotency_key")
+    if key is None:
+        return response
+    g.idempotency_key = None
+    store = current_app.config["STORE"]
+    status = response.status_code
+    with trio.CancelScope(shield=True):
+        try:
+            if status >= 500 or status == 429:
+                await store.release_idempotency_key(g.org_id, key)
+            else:
+                headers = {n: response.headers[n] for n in KEPT_HEADERS if n in response.headers}
+                await store.finish_idempotency_key(
+                    g.org_id, key, status=status, body=await response.get_data(), headers=headers
+                )
+        except StoreError as exc:
+            log.error("idempotency key not recorded status=%s error=%s", status, exc)
+            with contextlib.suppress(StoreError):
+                await store.release_idempotency_key(g.org_id, key)
+    return response
+
+
+async def abandon(exc: BaseException | None = None) -> None:
+    """``teardown_request`` hook: a claimed key whose response was never made is released."""
+    key = g.get("idempotency_key")
+    if key is None:
+        return
+    g.idempotency_key = None
+    with trio.CancelScope(shield=True):
+        try:
+            await current_app.config["STORE"].release_idempotency_key(g.org_id, key)
+        except StoreError as err:
+            log.error("idempotency key not released error=%s", err)
