@@ -155,6 +155,13 @@ class Store:
     async def _run(self, unit: Any, *args: Any) -> Any:
         return await bridge.run(self._pool, unit, *args)
 
+    async def _one(self, missing: str, sql: str, *args: Any) -> Row:
+        """The one row ``sql`` returns, or NotFound(``missing``)."""
+        row = await self._run(_fetchrow, sql, *args)
+        if row is None:
+            raise NotFound(missing)
+        return row
+
     # -- health and schema
 
     async def ping(self) -> None:
@@ -191,16 +198,12 @@ class Store:
         )
 
     async def get_organization(self, org_id: UUID) -> Row:
-        row = await self._run(_fetchrow, Q.get_organization, org_id)
-        if row is None:
-            raise NotFound("organization not found")
-        return row
+        return await self._one("organization not found", Q.get_organization, org_id)
 
     async def rotate_webhook_secret(self, org_id: UUID, new_secret: str) -> Row:
-        row = await self._run(_fetchrow, Q.rotate_webhook_secret, org_id, new_secret)
-        if row is None:
-            raise NotFound("organization not found")
-        return row
+        return await self._one(
+            "organization not found", Q.rotate_webhook_secret, org_id, new_secret
+        )
 
     async def list_api_keys(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
         return await self._run(_fetch, Q.list_api_keys, org_id, limit, offset)
@@ -208,17 +211,13 @@ class Store:
     async def create_api_key(
         self, org_id: UUID, key_id: str, key_hash: str, name: str | None
     ) -> Row:
-        row = await self._run(_fetchrow, Q.create_api_key, org_id, key_id, key_hash, name)
-        if row is None:
-            raise NotFound("organization not found")
-        return row
+        return await self._one(
+            "organization not found", Q.create_api_key, org_id, key_id, key_hash, name
+        )
 
     async def revoke_api_key(self, org_id: UUID, api_key_id: UUID) -> Row:
         """Sets revoked_at (kept if already set); another org's key is not found."""
-        row = await self._run(_fetchrow, Q.revoke_api_key, org_id, api_key_id)
-        if row is None:
-            raise NotFound("API key not found")
-        return row
+        return await self._one("API key not found", Q.revoke_api_key, org_id, api_key_id)
 
     # -- audit log
 
@@ -251,16 +250,10 @@ class Store:
     # -- tasks (API)
 
     async def insert_task(self, org_id: UUID, task: dict[str, Any], delay_s: float | None) -> Row:
-        row = await self._run(_fetchrow, Q.insert_task, org_id, task, delay_s)
-        if row is None:
-            raise NotFound("organization not found")
-        return row
+        return await self._one("organization not found", Q.insert_task, org_id, task, delay_s)
 
     async def get_task(self, org_id: UUID, task_id: UUID) -> Row:
-        row = await self._run(_fetchrow, Q.get_task, org_id, task_id)
-        if row is None:
-            raise NotFound("task not found")
-        return row
+        return await self._one("task not found", Q.get_task, org_id, task_id)
 
     async def list_tasks(
         self,
@@ -290,10 +283,7 @@ class Store:
         return row["cancelled"]
 
     async def trigger_task(self, org_id: UUID, task_id: UUID) -> Row:
-        row = await self._run(_fetchrow, Q.trigger_task, org_id, task_id)
-        if row is None:
-            raise NotFound("task not found")
-        return row
+        return await self._one("task not found", Q.trigger_task, org_id, task_id)
 
     async def list_task_executions(
         self, org_id: UUID, task_id: UUID, *, status: str | None, limit: int, offset: int
@@ -311,10 +301,7 @@ class Store:
         return await self._run(_fetchval, Q.cancel_queue, org_id, queue)
 
     async def get_execution(self, org_id: UUID, execution_id: UUID) -> Row:
-        row = await self._run(_fetchrow, Q.get_execution, org_id, execution_id)
-        if row is None:
-            raise NotFound("execution not found")
-        return row
+        return await self._one("execution not found", Q.get_execution, org_id, execution_id)
 
     # -- engine: claim, complete, rescue
 
