@@ -226,36 +226,28 @@ async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rn
             rate = _rate(raw, args, res)
             if rate is None:
                 continue
-            if args.lateness_mode == "api":
-                log(f"round {rnd}: lateness api {rate:.0f}/s for {args.duration}s ({transport})")
+
+            async def late(mode: str, rate: float = rate, raw: str = raw) -> dict:
+                log(f"round {rnd}: lateness {mode} {rate:.0f}/s for {args.duration}s ({transport})")
                 r = await lateness.run_once(
                     cluster,
                     rate=rate,
                     duration=args.duration,
                     lead=args.lead,
-                    mode="api",
+                    mode=mode,
                     max_workers=args.workers[0],
                     transport=transport,
-                    tag=f"r{rnd}-late-api-{raw}",
+                    tag=f"r{rnd}-late-{mode}-{raw}",
                 )
                 _log_late(r)
-                res.add(f"late_api_{raw}", r)
-                if lateness.rate_ok(r):
+                res.add(f"late_{mode}_{raw}", r)
+                return r
+
+            if args.lateness_mode == "api":
+                if lateness.rate_ok(await late("api")):
                     continue
                 log(f"  the API did not sustain {rate:.0f}/s; same rate inserted via SQL")
-            log(f"round {rnd}: lateness sql {rate:.0f}/s for {args.duration}s ({transport})")
-            r = await lateness.run_once(
-                cluster,
-                rate=rate,
-                duration=args.duration,
-                lead=args.lead,
-                mode="sql",
-                max_workers=args.workers[0],
-                transport=transport,
-                tag=f"r{rnd}-late-sql-{raw}",
-            )
-            _log_late(r)
-            res.add(f"late_sql_{raw}", r)
+            await late("sql")
 
 
 def _rate(raw: str, args: argparse.Namespace, res: Results) -> float | None:

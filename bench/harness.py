@@ -390,9 +390,10 @@ class Org:
     api_key: str
 
 
-def migrate(dsn: str) -> None:
+def _runlater(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a ``runlater`` CLI command against ``dsn``; raise with its stderr if it fails."""
     out = subprocess.run(
-        [PY, "-m", "runlater", "migrate"],
+        [PY, "-m", "runlater", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -400,20 +401,16 @@ def migrate(dsn: str) -> None:
         timeout=120,
     )
     if out.returncode:
-        raise RuntimeError(f"runlater migrate failed: {out.stderr[-2000:]}")
+        raise RuntimeError(f"runlater {args[0]} failed: {out.stderr[-2000:]}")
+    return out
+
+
+def migrate(dsn: str) -> None:
+    _runlater(dsn, "migrate")
 
 
 def bootstrap(dsn: str, org: str = "bench") -> Org:
-    out = subprocess.run(
-        [PY, "-m", "runlater", "bootstrap", "--org", org, "--email", "e@x.test", "--tier", "pro"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=clean_env(RUNLATER_DATABASE_URL=dsn),
-        timeout=120,
-    )
-    if out.returncode:
-        raise RuntimeError(f"runlater bootstrap failed: {out.stderr[-2000:]}")
+    out = _runlater(dsn, "bootstrap", "--org", org, "--email", "e@x.test", "--tier", "pro")
     lines = out.stdout.strip().splitlines()
     match = re.search(r"\(id ([0-9a-f-]{36})", out.stdout)
     if not match:
