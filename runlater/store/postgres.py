@@ -14,9 +14,11 @@ from uuid import UUID
 import asyncpg
 
 from runlater.errors import Conflict, NotFound
-from runlater.store import bridge
+from runlater.store.base import fetch, fetchrow, fetchval, row
+from runlater.store.bulk import BulkStore
 from runlater.store.migrate import apply_migrations
 from runlater.store.queries import Q
+from runlater.store.queues import QueueStore
 from runlater.store.records import (
     AdvanceResult,
     ApiKeyOwner,
@@ -28,29 +30,14 @@ from runlater.store.records import (
     RescueResult,
     Row,
 )
+from runlater.store.usage import UsageStore
 
 MAX_INTERRUPTIONS = 3
 MAX_ATTEMPT = 11  # the executions.attempt check: a first attempt and up to 10 retries
 RETRYABLE_STATUSES = frozenset({"failed", "timeout"})
 
 
-def _row(record: asyncpg.Record | None) -> Row | None:
-    return dict(record) if record is not None else None
-
-
 # ---------------------------------------------------------------- units of work (asyncio side)
-
-
-async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Row]:
-    return [dict(r) for r in await conn.fetch(sql, *args)]
-
-
-async def _fetchrow(conn: asyncpg.Connection, sql: str, *args: Any) -> Row | None:
-    return _row(await conn.fetchrow(sql, *args))
-
-
-async def _fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
-    return await conn.fetchval(sql, *args)
 
 
 async def _claim(
@@ -111,7 +98,7 @@ async def _update_task(
                 Q.move_pending_once_execution, org_id, task_id, changes["scheduled_at"]
             )
             await conn.execute(Q.notify_executions, "")
-        return _row(await conn.fetchrow(Q.get_task, org_id, task_id))
+        return row(await conn.fetchrow(Q.get_task, org_id, task_id))
 
 
 async def _bootstrap(
@@ -138,34 +125,13 @@ async def _bootstrap(
 # ---------------------------------------------------------------------------- the trio API
 
 
-class Store:
+class Store(QueueStore, UsageStore, BulkStore):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
-
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
-        self._pool = pool
-        self.dsn = dsn
-
-    @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 10) -> Store:
-        return cls(await bridge.open_pool(dsn, pool_size), dsn)
-
-    async def close(self) -> None:
-        await bridge.close_pool(self._pool)
-
-    async def _run(self, unit: Any, *args: Any) -> Any:
-        return await bridge.run(self._pool, unit, *args)
-
-    async def _one(self, missing: str, sql: str, *args: Any) -> Row:
-        """The one row ``sql`` returns, or NotFound(``missing``)."""
-        row = await self._run(_fetchrow, sql, *args)
-        if row is None:
-            raise NotFound(missing)
-        return row
 
     # -- health and schema
 
     async def ping(self) -> None:
-        await self._run(_fetchval, Q.ping)
+        await self._run(fetchval, Q.ping)
 
     async def migrate(self) -> list[int]:
         return await self._run(apply_migrations)
@@ -186,7 +152,7 @@ class Store:
         return await self._run(_bootstrap, org_name, slug, tier, secret, email, key_id, key_hash)
 
     async def find_api_key(self, key_id: str) -> ApiKeyOwner | None:
-        row = await self._run(_fetchrow, Q.find_api_key, key_id)
+        row = await self._run(fetchrow, Q.find_api_key, key_id)
         if row is None:
             return None
         return ApiKeyOwner(
@@ -206,7 +172,7 @@ class Store:
         )
 
     async def list_api_keys(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
-        return await self._run(_fetch, Q.list_api_keys, org_id, limit, offset)
+        return await self._run(fetch, Q.list_api_keys, org_id, limit, offset)
 
     async def create_api_key(
         self, org_id: UUID, key_id: str, key_hash: str, name: str | None
@@ -233,7 +199,7 @@ class Store:
         ip: str | None,
     ) -> None:
         await self._run(
-            _fetchval,
+            fetchval,
             Q.insert_audit_entry,
             org_id,
             actor_type,
@@ -245,7 +211,7 @@ class Store:
         )
 
     async def list_audit_log(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
-        return await self._run(_fetch, Q.list_audit_log, org_id, limit, offset)
+        return await self._run(fetch, Q.list_audit_log, org_id, limit, offset)
 
     # -- tasks (API)
 
@@ -266,7 +232,7 @@ class Store:
         offset: int,
     ) -> list[Row]:
         return await self._run(
-            _fetch, Q.list_tasks, org_id, schedule_type, queue, status, limit, offset
+            fetch, Q.list_tasks, org_id, schedule_type, queue, status, limit, offset
         )
 
     async def update_task(self, org_id: UUID, task_id: UUID, plan: Any) -> Row:
@@ -277,7 +243,7 @@ class Store:
         return row
 
     async def delete_task(self, org_id: UUID, task_id: UUID) -> int:
-        row = await self._run(_fetchrow, Q.delete_task, org_id, task_id)
+        row = await self._run(fetchrow, Q.delete_task, org_id, task_id)
         if not row["deleted"]:
             raise NotFound("task not found")
         return row["cancelled"]
@@ -290,7 +256,7 @@ class Store:
     ) -> list[Row]:
         await self.get_task(org_id, task_id)
         return await self._run(
-            _fetch, Q.list_task_executions, org_id, task_id, status, limit, offset
+            fetch, Q.list_task_executions, org_id, task_id, status, limit, offset
         )
 
     async def retry_execution(self, org_id: UUID, execution_id: UUID) -> Row:
@@ -298,7 +264,7 @@ class Store:
         return await self._run(_retry_execution, org_id, execution_id)
 
     async def cancel_queue(self, org_id: UUID, queue: str) -> int:
-        return await self._run(_fetchval, Q.cancel_queue, org_id, queue)
+        return await self._run(fetchval, Q.cancel_queue, org_id, queue)
 
     async def get_execution(self, org_id: UUID, execution_id: UUID) -> Row:
         return await self._one("execution not found", Q.get_execution, org_id, execution_id)
@@ -335,29 +301,29 @@ class Store:
             [o.request_body for o in outcomes],
             [o.retry_after_s for o in outcomes],
         )
-        row = await self._run(_fetchrow, Q.complete_executions, *cols)
+        row = await self._run(fetchrow, Q.complete_executions, *cols)
         return row["completed"], row["retried"]
 
     async def release_leases(self, leases: Sequence[tuple[UUID, UUID]]) -> int:
         if not leases:
             return 0
         rows = await self._run(
-            _fetch, Q.release_leases, [i for i, _ in leases], [t for _, t in leases]
+            fetch, Q.release_leases, [i for i, _ in leases], [t for _, t in leases]
         )
         return len(rows)
 
     async def rescue_expired(self, limit: int = 1000) -> RescueResult:
-        rows = await self._run(_fetch, Q.rescue_expired_leases, limit, MAX_INTERRUPTIONS)
+        rows = await self._run(fetch, Q.rescue_expired_leases, limit, MAX_INTERRUPTIONS)
         count = {s: sum(1 for r in rows if r["status"] == s) for s in ("pending", "failed")}
         return RescueResult(
             count["pending"], count["failed"], len(rows) - count["pending"] - count["failed"]
         )
 
     async def count_claimable(self) -> int:
-        return await self._run(_fetchval, Q.count_claimable)
+        return await self._run(fetchval, Q.count_claimable)
 
     async def notify_executions(self) -> None:
-        await self._run(_fetchval, Q.notify_executions, "")
+        await self._run(fetchval, Q.notify_executions, "")
 
     # -- callbacks
 
@@ -369,7 +335,7 @@ class Store:
         if not results:
             return 0
         rows = await self._run(
-            _fetch,
+            fetch,
             Q.finish_callbacks,
             [r.callback_id for r in results],
             [r.lease_token for r in results],
@@ -382,10 +348,10 @@ class Store:
         return len(rows)
 
     async def next_callback_due_in(self) -> float | None:
-        return await self._run(_fetchval, Q.next_callback_due_in_s)
+        return await self._run(fetchval, Q.next_callback_due_in_s)
 
     async def get_callback_for_execution(self, org_id: UUID, execution_id: UUID) -> Row | None:
-        return await self._run(_fetchrow, Q.get_callback_for_execution, org_id, execution_id)
+        return await self._run(fetchrow, Q.get_callback_for_execution, org_id, execution_id)
 
     # -- idempotency keys
 
@@ -396,11 +362,11 @@ class Store:
         than 24 h), else the live record someone else holds (in progress or done)."""
         for _ in range(5):
             claimed = await self._run(
-                _fetchval, Q.claim_idempotency_key, org_id, key, method, path, request_hash
+                fetchval, Q.claim_idempotency_key, org_id, key, method, path, request_hash
             )
             if claimed:
                 return None
-            row = await self._run(_fetchrow, Q.get_idempotency_key, org_id, key)
+            row = await self._run(fetchrow, Q.get_idempotency_key, org_id, key)
             if row is not None:
                 return row
             # The holder released it (its request failed) between the two statements: again.
@@ -415,11 +381,11 @@ class Store:
         body: bytes,
         headers: dict[str, str],
     ) -> None:
-        await self._run(_fetchval, Q.finish_idempotency_key, org_id, key, status, body, headers)
+        await self._run(fetchval, Q.finish_idempotency_key, org_id, key, status, body, headers)
 
     async def release_idempotency_key(self, org_id: UUID, key: str) -> None:
         """Forget an in-progress key (its request failed), so the client may retry it."""
-        await self._run(_fetchval, Q.release_idempotency_key, org_id, key)
+        await self._run(fetchval, Q.release_idempotency_key, org_id, key)
 
     async def purge_idempotency_keys(self, limit: int = 10_000) -> int:
         """Delete up to ``limit`` records older than 24 h; returns how many."""
@@ -430,20 +396,20 @@ class Store:
 
     async def acquire_leader_lease(self, name: str, holder: str, ttl_s: float) -> float | None:
         """Take or renew the lease; returns seconds it stays valid, or None if another holds it."""
-        row = await self._run(_fetchrow, Q.acquire_leader_lease, name, holder, ttl_s)
+        row = await self._run(fetchrow, Q.acquire_leader_lease, name, holder, ttl_s)
         return None if row is None else row["valid_for_s"]
 
     async def release_leader_lease(self, name: str, holder: str) -> None:
-        await self._run(_fetchval, Q.release_leader_lease, name, holder)
+        await self._run(fetchval, Q.release_leader_lease, name, holder)
 
     # -- scheduler
 
     async def next_cron_due(self) -> datetime | None:
         """When the earliest enabled cron task is next due (None when there is none)."""
-        return await self._run(_fetchval, Q.next_cron_due)
+        return await self._run(fetchval, Q.next_cron_due)
 
     async def due_cron_tasks(self, now: datetime, limit: int) -> list[DueCronTask]:
-        rows = await self._run(_fetch, Q.due_cron_tasks, now, limit)
+        rows = await self._run(fetch, Q.due_cron_tasks, now, limit)
         return [DueCronTask(**r) for r in rows]
 
     async def advance_cron(self, advances: Sequence[CronAdvance]) -> AdvanceResult:
@@ -456,7 +422,7 @@ class Store:
                 run_at.append(scheduled_for)
                 run_status.append(status)
         row = await self._run(
-            _fetchrow,
+            fetchrow,
             Q.advance_cron_tasks,
             [a.task_id for a in advances],
             [a.old_next for a in advances],

@@ -6,15 +6,18 @@ import logging
 from typing import Any
 
 from quart import Blueprint, jsonify
+from quart_schema import document_response
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from runlater import __version__
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
 from runlater.errors import NotFound, StoreError, StoreUnavailable
+from runlater.schemas.common import Health
 from runlater.store.postgres import Store
-from runlater.web import idempotency
+from runlater.web import idempotency, openapi
 from runlater.web.api import audit, cron, keys, org, tasks
 from runlater.web.auth import authenticate
 from runlater.web.errors import ApiError, error_response
@@ -38,6 +41,7 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         JSON_SORT_KEYS=False,
     )
+    openapi.install(app, __version__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -54,7 +58,11 @@ def create_app(
     app.register_blueprint(api)
 
     @app.get("/health")
+    @openapi.public
+    @document_response(Health, 200)
+    @document_response(Health, 503)
     async def health() -> Any:
+        """Liveness and database reachability."""
         try:
             await store.ping()
         except StoreError:

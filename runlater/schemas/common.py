@@ -1,0 +1,74 @@
+"""Shapes shared by every API resource: the error envelope, ``{"data": ...}`` and list pages.
+
+These models describe responses for the OpenAPI spec; handlers build the JSON themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. validation_error")
+    message: str = Field(description="a human sentence")
+    details: dict[str, list[str]] | None = Field(
+        default=None, description="problems keyed by field name"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """An error; ``error.code`` says which."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "validation_error",
+                        "message": "invalid input",
+                        "details": {"url": ["is required"]},
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorBody
+
+
+class Data(BaseModel, Generic[T]):
+    """``{"data": ...}``"""
+
+    data: T
+
+
+class DataMessage(BaseModel, Generic[T]):
+    """``{"data": ..., "message": ...}``"""
+
+    data: T
+    message: str
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: ``?limit=`` (1-100, default 50) and ``?offset=``."""
+
+    data: list[T]
+    has_more: bool
+    limit: int
+    offset: int
+
+
+class PageQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=100, description="items per page")
+    offset: int = Field(default=0, ge=0, le=10_000_000, description="items to skip")
+
+
+class Health(BaseModel):
+    """``ok``/``connected``, or ``error``/``unreachable`` with 503 when Postgres is gone."""
+
+    status: str = Field(examples=["ok"])
+    database: str = Field(examples=["connected"])
