@@ -25,6 +25,7 @@ from pydantic import (
 
 from runlater.cron import CronSchedule
 from runlater.errors import InvalidCron
+from runlater.schemas.queues import QUEUE_NAME_HELP, QUEUE_NAME_PATTERN, check_queue_name
 from runlater.web.errors import ApiError, validation_error
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -82,7 +83,11 @@ class TaskFields(BaseModel):
     callback_url: str | None = None
     expected_status_codes: str | None = None
     expected_body_pattern: str | None = Field(default=None, max_length=1000)
-    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    queue: str | None = Field(
+        default=None,
+        description=f"named queue: runs one execution at a time, oldest first; {QUEUE_NAME_HELP}",
+        json_schema_extra={"pattern": QUEUE_NAME_PATTERN},
+    )
     notify_on_failure: StrictBool | None = None
     notify_on_recovery: StrictBool | None = None
     on_failure_url: str | None = None
@@ -93,6 +98,11 @@ class TaskFields(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str | None) -> str | None:
+        return check_queue_name(value)
 
     @field_validator("url", "callback_url", "on_failure_url", "on_recovery_url")
     @classmethod

@@ -1,16 +1,44 @@
 -- name: claim_executions
 -- Claim up to $1 due executions for node $2; lease = task timeout + $3 seconds (database clock).
 -- Hosts in backoff for the organization are skipped: their executions wait, no worker does.
-with picked as (
-    select e.id
+-- Unqueued rows as always. Of a named queue only its head can run (queue_heads(): first by
+-- place, queue not paused, nothing of it running), through a compare-and-set on the queue row:
+-- it is locked with the head (SKIP LOCKED: a queue being claimed right now is skipped), and
+-- the lock rechecks `claims` against the value this statement's snapshot read, so a claimer
+-- whose snapshot predates another claim of the queue skips it too. A claim bumps `claims`.
+with unqueued as (
+    select e.id, e.priority, e.scheduled_for
     from executions e
-    where e.status = 'pending' and e.scheduled_for <= now()
+    where e.status = 'pending' and e.queue is null and e.scheduled_for <= now()
       and not exists (
           select 1 from host_backoffs b
           where b.organization_id = e.organization_id and b.host = e.host and b.until > now())
     order by e.priority, e.scheduled_for
     limit $1
     for update skip locked
+), queued as (
+    select e.id, e.priority, e.scheduled_for, q.organization_id, q.name
+    from queue_heads() h
+    join queues q on q.organization_id = h.organization_id and q.name = h.queue
+    join executions e on e.id = h.id
+    where h.scheduled_for <= now() and q.claims = h.claims and not q.paused
+      and e.status = 'pending' and e.organization_id = q.organization_id and e.queue = q.name
+    order by h.priority, h.scheduled_for
+    limit $1
+    for update of q, e skip locked
+), picked as (
+    select c.id
+    from (select id, priority, scheduled_for from unqueued
+          union all
+          select id, priority, scheduled_for from queued) c
+    order by c.priority, c.scheduled_for
+    limit $1
+), bumped as (
+    update queues q
+    set claims = q.claims + 1
+    from queued h
+    join picked p on p.id = h.id
+    where q.organization_id = h.organization_id and q.name = h.name
 )
 update executions e
 set status = 'running',
@@ -29,22 +57,34 @@ returning e.id, e.lease_token, e.task_id, e.organization_id, e.attempt,
                                   then o.previous_webhook_secret end], null) as signing_secrets
 
 -- name: next_due_in_s
--- Seconds until something may be claimable: the earliest pending execution whose host is not
--- in backoff, or the end of the earliest backoff (negative: overdue; null: nothing pending).
+-- Seconds until something may be claimable: the earliest pending unqueued execution whose host
+-- is not in backoff, the earliest head a queue could run now (never a row waiting behind its
+-- head, in a paused queue or behind a running one: reporting those would make the pool spin),
+-- or the end of the earliest backoff (negative: overdue; null: nothing pending).
 select extract(epoch from (least(
     (select e.scheduled_for
      from executions e
-     where e.status = 'pending'
+     where e.status = 'pending' and e.queue is null
        and not exists (
            select 1 from host_backoffs b
            where b.organization_id = e.organization_id and b.host = e.host and b.until > now())
      order by e.scheduled_for
      limit 1),
+    (select min(h.scheduled_for) from queue_heads() h),
     (select min(until) from host_backoffs where until > now())
 ) - now()))::float8 as due_in
 
 -- name: count_claimable
-select count(*) from executions where status = 'pending' and scheduled_for <= now()
+-- What a claim with no limit would take now: due unqueued rows whose host is not in backoff,
+-- plus at most one head per queue.
+select (select count(*)
+        from executions e
+        where e.status = 'pending' and e.queue is null and e.scheduled_for <= now()
+          and not exists (
+              select 1 from host_backoffs b
+              where b.organization_id = e.organization_id and b.host = e.host
+                and b.until > now()))
+     + (select count(*) from queue_heads() h where h.scheduled_for <= now())
 
 -- name: complete_executions
 -- Fenced batch completion: a row changes only while its lease token still matches. In the same
