@@ -37,6 +37,7 @@ class Settings:
     leader_lease_s: float = 10.0
     leader_renew_s: float = 3.0
     rescue_interval_s: float = 5.0
+    janitor_interval_s: float = 300.0  # retention and idempotency-key cleanup (leader only)
     poll_interval_s: float = 1.0
     worker_idle_s: float = 30.0
     db_pool_size: int = 10
@@ -86,6 +87,7 @@ _NUMBERS: dict[str, tuple[str, type, float]] = {
     "LEADER_LEASE_S": ("leader_lease_s", float, 1),
     "LEADER_RENEW_S": ("leader_renew_s", float, 0.1),
     "RESCUE_INTERVAL_S": ("rescue_interval_s", float, 0.1),
+    "JANITOR_INTERVAL_S": ("janitor_interval_s", float, 1),
     "POLL_INTERVAL_S": ("poll_interval_s", float, 0.01),
     "WORKER_IDLE_S": ("worker_idle_s", float, 0.1),
     "DB_POOL_SIZE": ("db_pool_size", int, 2),

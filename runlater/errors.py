@@ -48,6 +48,18 @@ class TransientConflict(Conflict):
     write can simply be tried again (actors back off and retry, as for StoreUnavailable)."""
 
 
+class LimitExceeded(RunlaterError):
+    """Raised by the store when the organization's plan refuses a write: new executions over a
+    hard monthly limit, or a cron task that runs more often than the plan allows. The database
+    decides (migration 006, with the numbers of ``runlater.plans``); ``field`` names what the
+    limit is about, for the API's ``422 limit_exceeded`` details."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
 class InvalidCron(RunlaterError):
     """Raised by ``runlater.cron`` for an unparsable cron expression or an unknown time zone."""
 

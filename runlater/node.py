@@ -13,6 +13,7 @@ import trio
 
 from runlater.actors.callbacker import Callbacker
 from runlater.actors.elector import Elector
+from runlater.actors.janitor import Janitor
 from runlater.actors.listener import Listener
 from runlater.actors.pool import PoolManager
 from runlater.actors.rescuer import Rescuer
@@ -104,6 +105,10 @@ def build_node(
                     lambda: Scheduler(
                         store, clock, misfire_grace_s=settings.misfire_grace_s, mailbox=sched_recv
                     ),
+                ),
+                ChildSpec(
+                    "janitor",
+                    lambda: Janitor(store, clock, interval_s=settings.janitor_interval_s),
                 ),
             ],
             policy,

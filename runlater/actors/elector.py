@@ -1,9 +1,9 @@
 """Elector: holds the leader lease and runs the leader-only actors while it does.
 
 Mailbox: none (ticks every ``leader_renew_s``). Emits: ``LeadershipChanged`` to subscribers, and
-starts/stops the leader-only sub-supervisor (Scheduler; later the Monitor). The lease is a row
-with an expiry computed by the database clock (10 s, renewed every 3 s), not a session advisory
-lock that vanishes silently with its connection. When renewing fails, the node steps down
+starts/stops the leader-only sub-supervisor (Scheduler, Janitor; later the Monitor). The lease is
+a row with an expiry computed by the database clock (10 s, renewed every 3 s), not a session
+advisory lock that vanishes silently with its connection. When renewing fails, the node steps down
 before the lease it last saw can have expired elsewhere. Runs on every node; one wins.
 On crash the leader-only actors stop with it; the lease runs out or is renewed after restart.
 Leadership only saves work: duplicates are prevented in the database (unique run index + CAS).

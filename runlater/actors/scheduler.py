@@ -11,6 +11,12 @@ nothing: due tasks stay due until their ``next_run_at`` moves.
 Misfire (cron only): after downtime only the latest missed slot within ``misfire_grace_s``
 runs; each older slot gets one ``missed`` row (at most 100). One-time tasks are not scheduled
 here: they get their execution when they are created.
+
+Plan limits: a slot of an organization past its plan's hard monthly limit is not run. The
+database records it as ``cancelled`` ("monthly execution limit reached ...") in the same
+statement (migration 006's usage trigger), so the batch goes on, ``next_run_at`` moves as usual
+and other organizations' slots are unaffected. ``created`` counts the runs the statement
+inserted as pending, such slots included.
 """
 
 from __future__ import annotations

@@ -141,7 +141,8 @@ async def test_claim_order_tier_interval_one_time_last_then_oldest(
     expected["free once"] = await once(free, 50, "free once")
     expected["pro once newer"] = await once(pro, 10, "pro once newer")
     expected["pro once older"] = await once(pro, 40, "pro once older")
-    expected["free cron 1"] = await cron(free, 1, "free cron 1")
+    # A free plan's shortest cron interval is 60 minutes (runlater.plans).
+    expected["free cron 60"] = await cron(free, 60, "free cron 60")
     expected["pro cron 60"] = await cron(pro, 60, "pro cron 60")
     expected["pro cron 5"] = await cron(pro, 5, "pro cron 5")
     order = [
@@ -149,7 +150,7 @@ async def test_claim_order_tier_interval_one_time_last_then_oldest(
         "pro cron 60",
         "pro once older",
         "pro once newer",
-        "free cron 1",
+        "free cron 60",
         "free once",
     ]
 

@@ -1,0 +1,181 @@
+"""Janitor (leader-only retention) against real Postgres, driven by ``run_once(now)``.
+
+History is made for real (tasks created, delivered to a local sink, claimed, cancelled); time
+is moved by handing the janitor a later ``now``, as its clock would after days of running.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from runlater.actors import janitor as janitor_module
+from runlater.actors.janitor import Janitor
+from runlater.actors.worker import Worker
+from runlater.clock import ManualClock
+from runlater.delivery.client import Deliverer
+from runlater.store.postgres import Store
+from tests.helpers.db import raw_connection, sql
+from tests.helpers.factories import make_org, once_task
+from tests.helpers.sink import Sink, serve_sink
+
+DAY = timedelta(days=1)
+
+
+async def deliver_due(store: Store, limit: int = 50) -> None:
+    async with httpx.AsyncClient() as http:
+        worker = Worker(
+            store, Deliverer(http, allow_private_targets=True), node="t", lease_margin_s=60
+        )
+        await worker.run_once(limit)
+
+
+async def history(store: Store, sink: Sink, org: UUID) -> dict[str, UUID]:
+    """One execution in each state, by name: finished ones (success, failed, cancelled) and
+    unfinished ones (pending far ahead, running)."""
+    made: dict[str, UUID] = {}
+
+    async def once(name: str, url: str, delay_s: float | None = 0, **extra: Any) -> UUID:
+        row = await store.insert_task(org, once_task(url, name=name, **extra), delay_s)
+        made[name] = row["execution_id"]
+        return row["id"]
+
+    await once("success", sink.url + "/ok")
+    await once("failed", sink.url + "/status/404")
+    await deliver_due(store)
+    await once("running", sink.url + "/ok")
+    claimed, _ = await store.claim(1, "other-node", 600)  # its node is still delivering it
+    assert [c.id for c in claimed] == [made["running"]]
+    cancelled = await once("cancelled", sink.url + "/ok", delay_s=3600)
+    await store.delete_task(org, cancelled)
+    await once("pending", sink.url + "/ok", delay_s=30 * 86400)
+    return made
+
+
+async def statuses(dsn: str, ids: dict[str, UUID]) -> dict[str, str]:
+    """The remaining executions among ``ids``: name -> status."""
+    names = {v: k for k, v in ids.items()}
+    async with raw_connection(dsn) as conn:
+        rows = await sql(
+            conn, "select id, status from executions where id = any($1::uuid[])", list(names)
+        )
+    return {names[r["id"]]: r["status"] for r in rows}
+
+
+@pytest.fixture
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def janitor(store: Store, now: datetime) -> Janitor:
+    return Janitor(store, ManualClock(now), interval_s=300)
+
+
+async def test_finished_history_is_deleted_after_each_plans_retention(
+    store: Store, database_url: str, janitor: Janitor, now: datetime
+) -> None:
+    """Free keeps 7 days, pro 30; pending and running executions are never deleted."""
+    free, _ = await make_org(store, "Freebie", tier="free")
+    pro, _ = await make_org(store, "Prolab", tier="pro")
+    async with serve_sink() as sink:
+        free_runs = await history(store, sink, free)
+        pro_runs = await history(store, sink, pro)
+    everything = {
+        "success": "success",
+        "failed": "failed",
+        "running": "running",
+        "cancelled": "cancelled",
+        "pending": "pending",
+    }
+    unfinished = {"running": "running", "pending": "pending"}
+
+    assert (await janitor.run_once(now + 6 * DAY)).executions_deleted == 0
+    assert await statuses(database_url, free_runs) == everything
+
+    assert (await janitor.run_once(now + 8 * DAY)).executions_deleted == 3
+    assert await statuses(database_url, free_runs) == unfinished
+    assert await statuses(database_url, pro_runs) == everything
+
+    assert (await janitor.run_once(now + 29 * DAY)).executions_deleted == 0
+    assert (await janitor.run_once(now + 31 * DAY)).executions_deleted == 3
+    assert await statuses(database_url, pro_runs) == unfinished
+    assert await statuses(database_url, free_runs) == unfinished
+    # Only history goes: the tasks stay.
+    async with raw_connection(database_url) as conn:
+        assert (await sql(conn, "select count(*) as n from tasks"))[0]["n"] == 10
+
+
+async def test_an_execution_whose_callback_is_still_being_sent_is_kept(
+    store: Store, database_url: str, janitor: Janitor, now: datetime
+) -> None:
+    """Callbacks reference executions (deleted with them): an undelivered one keeps its
+    execution past retention; once it is done both go."""
+    org, _ = await make_org(store, "Freebie", tier="free")
+    async with serve_sink() as sink:
+        row = await store.insert_task(
+            org, once_task(sink.url + "/ok", callback_url=sink.url + "/callback"), 0
+        )
+        await deliver_due(store)
+    execution = row["execution_id"]
+    assert (await store.get_callback_for_execution(org, execution))["status"] == "pending"
+
+    assert (await janitor.run_once(now + 8 * DAY)).executions_deleted == 0
+    async with raw_connection(database_url) as conn:
+        await sql(
+            conn,
+            "update callbacks set status = 'delivered', finished_at = now()"
+            " where execution_id = $1",
+            execution,
+        )
+    assert (await janitor.run_once(now + 8 * DAY)).executions_deleted == 1
+    assert await store.get_callback_for_execution(org, execution) is None
+
+
+async def test_deletes_in_bounded_batches_and_bounded_passes(
+    store: Store, database_url: str, janitor: Janitor, now: datetime, monkeypatch: Any
+) -> None:
+    org, _ = await make_org(store, "Freebie", tier="free")
+    task = await store.insert_task(org, once_task("http://127.0.0.1:8080/x"), 3600)
+    async with raw_connection(database_url) as conn:
+        await sql(
+            conn,
+            "insert into executions (organization_id, task_id, source, status, priority,"
+            " scheduled_for, finished_at, error_message)"
+            " select $1, $2, 'trigger', 'cancelled', 1, now(), now(), 'old'"
+            " from generate_series(1, 7)",
+            org,
+            task["id"],
+        )
+    assert await store.delete_expired_executions(now + 8 * DAY, 3) == 3
+
+    monkeypatch.setattr(janitor_module, "BATCH", 2)
+    monkeypatch.setattr(janitor_module, "MAX_BATCHES", 1)
+    assert (await janitor.run_once(now + 8 * DAY)).executions_deleted == 2  # one batch a pass
+    monkeypatch.setattr(janitor_module, "MAX_BATCHES", 100)
+    assert (await janitor.run_once(now + 8 * DAY)).executions_deleted == 2  # 2, then 0
+    assert await store.delete_expired_executions(now + 8 * DAY, 3) == 0
+    # The task's pending first execution is still there.
+    runs = await store.list_task_executions(org, task["id"], status=None, limit=10, offset=0)
+    assert [r["status"] for r in runs] == ["pending"]
+
+
+async def test_expired_idempotency_keys_are_purged(
+    store: Store, database_url: str, janitor: Janitor
+) -> None:
+    org, _ = await make_org(store)
+    async with raw_connection(database_url) as conn:
+        await sql(
+            conn,
+            "insert into idempotency_keys (organization_id, key, method, path, request_hash,"
+            " created_at) values ($1, 'old', 'POST', '/api/v1/tasks', 'h', now() - interval"
+            " '25 hours'), ($1, 'new', 'POST', '/api/v1/tasks', 'h', now() - interval '23 hours')",
+            org,
+        )
+        assert (await janitor.run_once()).idempotency_keys_deleted == 1
+        keys = await sql(conn, "select key from idempotency_keys")
+    assert keys == [{"key": "new"}]
