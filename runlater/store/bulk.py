@@ -1,9 +1,142 @@
-"""Store methods for batch creation and declarative sync."""
+"""Store methods for batch creation (``POST /tasks/batch``) and declarative sync (``PUT /sync``).
+
+A batch is one statement. A sync is one transaction in one crossing: lock the organization's
+sync, lock the tasks it names, let the caller's ``decide`` turn them into a plan (it may raise to
+refuse the whole request), write the plan, and commit — or roll back for a dry run.
+"""
 
 from __future__ import annotations
 
-from runlater.store.base import StoreBase
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from runlater.errors import NotFound
+from runlater.store.base import StoreBase, fetchrow
+from runlater.store.queries import Q
+from runlater.store.records import Row
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task to create, as ``insert_task`` takes it."""
+
+    name: str
+    row: dict[str, Any]
+    delay_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEdit:
+    """The columns to write to an existing task (as ``update_task``'s plan returns them)."""
+
+    name: str
+    task_id: UUID
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSyncPlan:
+    create: list[NewTask] = field(default_factory=list)
+    update: list[TaskEdit] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSyncResult:
+    """Task names by what the sync did to them (or, for a dry run, would do)."""
+
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+
+
+Decide = Callable[[list[Row]], TaskSyncPlan]
+
+
+class _DryRun(Exception):
+    """Carries a dry run's result out of its transaction, rolling the transaction back."""
+
+    def __init__(self, result: TaskSyncResult) -> None:
+        super().__init__("dry run")
+        self.result = result
+
+
+async def _apply_task_sync(
+    conn: asyncpg.Connection,
+    org_id: UUID,
+    names: list[str],
+    decide: Decide,
+    delete_removed: bool,
+) -> TaskSyncResult:
+    # Imported here: postgres.py assembles Store from this module's class.
+    from runlater.store.postgres import _update_task
+
+    await conn.execute(Q.lock_org_sync, org_id)
+    existing = [dict(r) for r in await conn.fetch(Q.lock_named_tasks, org_id, names)]
+    plan = decide(existing)
+    for new in plan.create:
+        await conn.fetchrow(Q.insert_task, org_id, new.row, new.delay_s)
+    for edit in plan.update:
+        # The row is already locked above; the plan was decided from it.
+        await _update_task(conn, org_id, edit.task_id, lambda _row, c=edit.changes: c)
+    deleted: list[str] = []
+    if delete_removed:
+        deleted = [r["name"] for r in await conn.fetch(Q.delete_unlisted_tasks, org_id, names)]
+    return TaskSyncResult(
+        created=[n.name for n in plan.create],
+        updated=[e.name for e in plan.update],
+        deleted=deleted,
+        unchanged=list(plan.unchanged),
+    )
+
+
+async def _sync_tasks(
+    conn: asyncpg.Connection,
+    org_id: UUID,
+    names: list[str],
+    decide: Decide,
+    delete_removed: bool,
+    dry_run: bool,
+) -> TaskSyncResult:
+    try:
+        async with conn.transaction():
+            result = await _apply_task_sync(conn, org_id, names, decide, delete_removed)
+            if dry_run:
+                raise _DryRun(result)
+            return result
+    except _DryRun as done:
+        return done.result
 
 
 class BulkStore(StoreBase):
-    pass
+    async def insert_batch(
+        self, org_id: UUID, task: dict[str, Any], delay_s: float | None, bodies: Sequence[Any]
+    ) -> Row:
+        """One one-time task per body, all sharing ``task``'s fields, and their first
+        executions — one statement. Returns ``created`` and ``scheduled_for``."""
+        row = await self._run(fetchrow, Q.insert_batch_tasks, org_id, task, delay_s, list(bodies))
+        if not row["created"]:
+            raise NotFound("organization not found")
+        return row
+
+    async def sync_tasks(
+        self,
+        org_id: UUID,
+        names: Sequence[str],
+        decide: Decide,
+        *,
+        delete_removed: bool,
+        dry_run: bool,
+    ) -> TaskSyncResult:
+        """Make the organization's tasks named ``names`` match the request, in one transaction.
+
+        ``decide(rows)`` gets the live tasks with those names (locked) and returns the plan; an
+        exception from it rolls everything back. With ``delete_removed`` every other live task
+        of the organization is deleted. ``dry_run`` does all of it and rolls back.
+        """
+        return await self._run(_sync_tasks, org_id, list(names), decide, delete_removed, dry_run)

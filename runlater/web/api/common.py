@@ -1,13 +1,17 @@
-"""Helpers shared by API routes: JSON bodies, ids, pagination."""
+"""Helpers shared by API routes: JSON bodies, ids, pagination, task URL checks and edits."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from quart import request
+from quart import current_app, request
 
+from runlater.delivery.ssrf import UrlNotAllowed, check_url
+from runlater.schemas.tasks import cron_row
 from runlater.web.errors import ApiError, not_found, validation_error
 
 MAX_LIMIT = 100
@@ -87,3 +91,55 @@ def page(
 ) -> dict[str, Any]:
     total = rows[0]["total"] if rows else 0
     return {"data": items, "has_more": offset + len(rows) < total, "limit": limit, "offset": offset}
+
+
+TASK_URL_FIELDS = ("url", "callback_url", "on_failure_url", "on_recovery_url")
+
+
+async def check_urls(fields: dict[str, Any]) -> None:
+    """422 ``url_not_allowed`` when a URL a task may call fails the SSRF guard."""
+    allow = current_app.config["SETTINGS"].allow_private_targets
+    details: dict[str, list[str]] = {}
+    for name in TASK_URL_FIELDS:
+        if fields.get(name):
+            try:
+                await check_url(
+                    fields[name], allow_private=allow, resolver=current_app.config["RESOLVER"]
+                )
+            except UrlNotAllowed as exc:
+                details[name] = [str(exc)]
+    if details:
+        raise ApiError(422, "url_not_allowed", "a URL points where Runlater may not call", details)
+
+
+def task_update_plan(
+    changes: dict[str, Any], expression: str | None, now: datetime
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What ``PATCH /tasks/{id}`` writes, decided from the locked current row: the changed
+    fields, and a recomputed ``next_run_at`` when a cron task's expression or zone changes (or
+    it is re-enabled). A one-time task cannot become a cron task, nor a cron task get a run_at.
+    """
+
+    def plan(current: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in changes.items() if k != "cron_expression"}
+        if current["schedule_type"] != "cron":
+            if expression is not None:
+                raise validation_error(
+                    {"cron_expression": ["a one-time task cannot become a cron task"]}
+                )
+            return out
+        if "scheduled_at" in out:
+            raise validation_error({"scheduled_at": ["a cron task has no run_at; change its cron"]})
+        new_expression = expression or current["cron_expression"]
+        new_zone = changes.get("timezone") or current["timezone"]
+        re_enabled = changes.get("enabled") is True and not current["enabled"]
+        if (
+            new_expression != current["cron_expression"]
+            or new_zone != current["timezone"]
+            or re_enabled
+            or current["next_run_at"] is None
+        ):
+            out.update(cron_row(new_expression, new_zone, now))
+        return out
+
+    return plan

@@ -1,0 +1,263 @@
+"""``PUT /sync``: the organization's tasks declared as a list, matched by ``name``.
+
+This module checks what can be checked without the database: the request's shape, each item's
+fields (the rules of ``POST /tasks``), names present and unique. Whether an item creates or
+updates a task is decided against the locked rows, in ``runlater.web.api.sync``. Every problem
+is reported under the item's path, e.g. ``tasks[3].cron_expression``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runlater.schemas.batch import body_too_large, encode_body
+from runlater.schemas.tasks import TaskFields, unwrap, validate_fields
+from runlater.web.errors import ApiError, validation_error
+
+MAX_SYNC_TASKS = 1000
+NOT_YET = ("monitors", "endpoints")
+KNOWN_KEYS = frozenset({"tasks", *NOT_YET, "delete_removed"})
+INVALID = "invalid sync request; nothing was changed"
+# Error codes whose message is about one timing field (they carry no details).
+_CODE_FIELDS = {"invalid_delay": "delay", "invalid_run_at": "run_at"}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncItem:
+    """One declared task: its path in the request, its name, and its fields (aliases merged)."""
+
+    path: str
+    name: str
+    data: dict[str, Any]
+    fields: TaskFields
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDraft:
+    """``tasks`` is None when the request leaves tasks out (then none is touched)."""
+
+    tasks: list[SyncItem] | None
+    delete_removed: bool
+
+
+def under(path: str, exc: ApiError) -> dict[str, list[str]]:
+    """An error's details re-keyed under an item's path."""
+    if exc.details:
+        return {f"{path}.{field}": messages for field, messages in exc.details.items()}
+    field = _CODE_FIELDS.get(exc.code)
+    return {f"{path}.{field}" if field else path: [exc.message]}
+
+
+def parse_dry_run(raw: str | None) -> bool:
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise validation_error({"dry_run": ["must be true or false"]})
+    return value in ("true", "1")
+
+
+def _item(index: int, raw: Any, too_large: dict[str, list[str]]) -> SyncItem:
+    path = f"tasks[{index}]"
+    if not isinstance(raw, dict):
+        raise validation_error({path: ["must be an object"]})
+    try:
+        data = unwrap(raw, "task")
+    except ApiError as exc:
+        raise validation_error(under(path, exc)) from None
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise validation_error(
+            {f"{path}.name": ["is required, a non-empty string: sync matches tasks by name"]}
+        )
+    if "body" in data:
+        try:
+            encode_body(data["body"])
+        except ValueError as exc:
+            too_large[f"{path}.body"] = [str(exc)]
+    try:
+        fields = validate_fields(data)
+    except ApiError as exc:
+        raise validation_error(under(path, exc)) from None
+    return SyncItem(path, name, data, fields)
+
+
+def _items(raw: list[Any]) -> list[SyncItem]:
+    errors: dict[str, list[str]] = {}
+    too_large: dict[str, list[str]] = {}
+    items: list[SyncItem] = []
+    first_with_name: dict[str, str] = {}
+    for index, value in enumerate(raw):
+        try:
+            item = _item(index, value, too_large)
+        except ApiError as exc:
+            errors.update(exc.details or {})
+            continue
+        if item.name in first_with_name:
+            errors[f"{item.path}.name"] = [
+                f"{item.name!r} is also the name of {first_with_name[item.name]}"
+            ]
+            continue
+        first_with_name[item.name] = item.path
+        items.append(item)
+    if too_large:
+        raise body_too_large(too_large)
+    if errors:
+        raise validation_error(errors, INVALID)
+    return items
+
+
+def parse_sync(payload: dict[str, Any]) -> SyncDraft:
+    """The request's declared tasks, or 422 (413 for a body over 256 KiB) naming every
+    problem found without the database."""
+    errors: dict[str, list[str]] = {}
+    for key in sorted(set(payload) - KNOWN_KEYS):
+        errors[key] = ["unknown field: expected tasks, monitors, endpoints or delete_removed"]
+    delete_removed = payload.get("delete_removed", False)
+    if not isinstance(delete_removed, bool):
+        errors["delete_removed"] = ["must be true or false"]
+    for kind in NOT_YET:
+        declared = payload.get(kind)
+        if declared is not None and not isinstance(declared, list):
+            errors[kind] = ["must be a list"]
+        elif declared:
+            errors[kind] = [f"{kind} are not available in this version of Runlater"]
+    tasks = payload.get("tasks")
+    if tasks is not None and not isinstance(tasks, list):
+        errors["tasks"] = ["must be a list"]
+    elif tasks is not None and len(tasks) > MAX_SYNC_TASKS:
+        errors["tasks"] = [f"at most {MAX_SYNC_TASKS} tasks per request"]
+    if errors:
+        raise validation_error(errors, INVALID)
+    return SyncDraft(None if tasks is None else _items(tasks), delete_removed)
+
+
+# ------------------------------------------------------------------------------- OpenAPI models
+
+
+class SyncTask(TaskFields):
+    """A task as ``POST /tasks`` takes it, plus a required ``name``. A new name creates the task
+    (same defaults and rules as ``POST /tasks``); an existing one is edited like
+    ``PATCH /tasks/{id}``: fields left out keep their value, changing ``cron``/``timezone``
+    recomputes ``next_run_at``, a finished one-time task is not re-run, a task cannot change
+    between cron and one-time. ``delay`` only places a new one-time task."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly report",
+                    "url": "https://example.com/hooks/report",
+                    "cron": "0 3 * * *",
+                    "timezone": "Europe/Amsterdam",
+                }
+            ]
+        }
+    )
+
+    name: str = Field(  # type: ignore[assignment]
+        min_length=1,
+        max_length=200,
+        description="what a task is matched by: unique within the request",
+    )
+    url: str | None = Field(default=None, max_length=2048, description="required for a new task")
+    cron: str | None = Field(default=None, description="5-field cron expression: a cron task")
+    cron_expression: str | None = Field(default=None, description="the same as `cron`")
+    delay: str | int | None = Field(
+        default=None, description="a new one-time task's delay ('30s', '5m', '2h', '1d', seconds)"
+    )
+    run_at: str | None = Field(
+        default=None,
+        description="when a one-time task runs (ISO-8601 with offset)",
+        json_schema_extra={"format": "date-time"},
+    )
+    scheduled_at: str | None = Field(
+        default=None, description="the same as `run_at`", json_schema_extra={"format": "date-time"}
+    )
+
+
+class SyncRequest(BaseModel):
+    """The declared state, all applied in one transaction: any invalid item is 422 and
+    nothing changes. A kind left out is not touched."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tasks": [
+                        {
+                            "name": "nightly report",
+                            "url": "https://example.com/hooks/report",
+                            "cron": "0 3 * * *",
+                            "timezone": "Europe/Amsterdam",
+                        },
+                        {
+                            "name": "cache warmup",
+                            "url": "https://example.com/hooks/warm",
+                            "method": "POST",
+                            "cron": "*/15 * * * *",
+                        },
+                    ],
+                    "delete_removed": True,
+                }
+            ]
+        }
+    )
+
+    tasks: list[SyncTask] | None = Field(
+        default=None, max_length=MAX_SYNC_TASKS, description="the tasks, matched by name"
+    )
+    monitors: list[dict[str, Any]] | None = Field(
+        default=None, max_length=0, description="not available in this version: absent or empty"
+    )
+    endpoints: list[dict[str, Any]] | None = Field(
+        default=None, max_length=0, description="not available in this version: absent or empty"
+    )
+    delete_removed: bool = Field(
+        default=False,
+        description="also delete every other live task of the organization (cron or one-time, "
+        "however created), as DELETE /tasks/{id} does; only for kinds given in the request",
+    )
+
+
+class SyncQuery(BaseModel):
+    dry_run: bool = Field(
+        default=False,
+        description="true: report what would change, run every check, change nothing",
+    )
+
+
+class SyncChanges(BaseModel):
+    """Names by what happened to them: created, updated (something differed), deleted
+    (``delete_removed``), unchanged (not written)."""
+
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+
+
+class SyncResult(BaseModel):
+    """What the sync did — or, with ``dry_run``, would do."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": False,
+                    "tasks": {
+                        "created": ["cache warmup"],
+                        "updated": ["nightly report"],
+                        "deleted": ["old cleanup"],
+                        "unchanged": [],
+                    },
+                }
+            ]
+        }
+    )
+
+    dry_run: bool
+    tasks: SyncChanges

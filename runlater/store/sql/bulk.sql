@@ -1,0 +1,70 @@
+-- name: insert_batch_tasks
+-- POST /tasks/batch in one statement: $1 organization, $2 the fields every task shares as JSON
+-- (as for insert_task: a one-time task, body left out), $3 delay seconds (null when
+-- scheduled_at is given), $4 the bodies, one task each, in the request's order. Inserts the N
+-- tasks and their N first executions (in item order, so a queue keeps the items' order), with
+-- the same columns, priority and host as insert_task; one NOTIFY fires on commit.
+with org as (
+    select id, tier from organizations where id = $1
+), r as (
+    select * from jsonb_populate_record(null::tasks, $2::jsonb)
+), run as (
+    select coalesce(r.scheduled_at, now() + make_interval(secs => coalesce($3, 0))) as at from r
+), items as materialized (
+    -- Ids chosen up front so each execution is tied to its item (and its order) below.
+    select uuid_generate_v7() as id, i.body, i.ord
+    from unnest($4::text[]) with ordinality as i(body, ord)
+), t as (
+    insert into tasks (id, organization_id, name, url, method, headers, body, schedule_type,
+                       timezone, scheduled_at, enabled, timeout_ms, retry_attempts, callback_url,
+                       expected_status_codes, expected_body_pattern, queue, notify_on_failure,
+                       notify_on_recovery, on_failure_url, on_recovery_url)
+    select items.id, org.id, r.name, r.url, r.method, coalesce(r.headers, '{}'), items.body,
+           'once', coalesce(r.timezone, 'UTC'), run.at, coalesce(r.enabled, true), r.timeout_ms,
+           r.retry_attempts, r.callback_url, r.expected_status_codes, r.expected_body_pattern,
+           r.queue, r.notify_on_failure, r.notify_on_recovery, r.on_failure_url,
+           r.on_recovery_url
+    from org, r, run, items
+    order by items.ord
+    returning id, organization_id, host
+), e as (
+    insert into executions (organization_id, task_id, source, priority, scheduled_for, host)
+    select t.organization_id, t.id, 'schedule', execution_priority(org.tier, null), run.at, t.host
+    from items join t on t.id = items.id cross join org cross join run
+    order by items.ord
+    returning scheduled_for
+), n as (
+    select pg_notify('runlater_executions', '') where exists (select from e)
+)
+select (select count(*) from e) as created, (select min(scheduled_for) from e) as scheduled_for,
+       (select count(*) from n) as notified
+
+-- name: lock_org_sync
+-- One sync per organization at a time (released at commit/rollback), so two concurrent syncs
+-- cannot both create the same new name.
+select pg_advisory_xact_lock(hashtextextended('runlater:sync:' || $1::uuid::text, 0))
+
+-- name: lock_named_tasks
+-- The organization's live tasks with one of the names $2, locked for the sync's transaction.
+select *
+from tasks
+where organization_id = $1 and deleted_at is null and name = any($2::text[])
+order by id
+for update
+
+-- name: delete_unlisted_tasks
+-- PUT /sync with delete_removed: every live task of the organization not named in $2 is
+-- deleted as delete_task does (soft delete; its pending executions are cancelled).
+with gone as (
+    update tasks
+    set deleted_at = now(), enabled = false, next_run_at = null, updated_at = now()
+    where organization_id = $1 and deleted_at is null and not (name = any($2::text[]))
+    returning id, name
+), cancelled as (
+    update executions e
+    set status = 'cancelled', finished_at = now(), error_message = 'task deleted'
+    from gone g
+    where e.task_id = g.id and e.status = 'pending'
+    returning e.id
+)
+select g.name, (select count(*) from cancelled) as cancelled from gone g order by g.name
