@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import harness, lateness, pgbench, profiling, throughput
+from bench import api, harness, lateness, pgbench, profiling, throughput
 from bench.harness import Cluster, log, median
 
-ALL = ("baselines", "pgbench", "throughput", "lateness", "profile")
+ALL = ("baselines", "pgbench", "throughput", "lateness", "api", "profile")
 TRANSPORTS = ("runlater", "httpx")
 
 
@@ -93,6 +93,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "pending), which runlater's migrations do not create",
     )
     p.add_argument("--concurrency", type=int, default=50, help="HTTP baseline concurrency")
+    p.add_argument(
+        "--api-connections",
+        type=int,
+        default=16,
+        help="API benchmark: keep-alive connections in all (default 16)",
+    )
+    p.add_argument(
+        "--api-clients", type=int, default=1, help="API benchmark: load processes (default 1)"
+    )
+    p.add_argument(
+        "--api-duration", type=float, help="API benchmark: measured seconds (default 10, quick 5)"
+    )
+    p.add_argument("--api-warmup", type=float, default=2.0, help="API benchmark: warm-up s")
+    p.add_argument(
+        "--api-idempotency",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="API benchmark: also run with an Idempotency-Key per request (default on)",
+    )
     p.add_argument("--keep-logs", action="store_true", help="keep sink JSON logs in results/work")
     p.add_argument("--out", help="JSON path (default bench/results/bench-<time>.json)")
     p.add_argument("--report", metavar="JSON", help="only print the table of a saved run")
@@ -104,6 +123,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.two_nodes = (not q) if args.two_nodes is None else args.two_nodes
     args.rates = (args.rates or ("20,500" if q else "20,half,500")).split(",")
     args.duration = args.duration or (8.0 if q else 15.0)
+    args.api_duration = args.api_duration or (5.0 if q else 10.0)
     default_only = [b for b in ALL if not (q and b == "profile")]
     args.only = {s.strip() for s in (args.only or ",".join(default_only)).split(",") if s.strip()}
     unknown = args.only - set(ALL)
@@ -220,6 +240,8 @@ async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rn
                 f"sink {cpu.get('sink')}"
             )
             res.add(key, r)
+    if "api" in args.only:
+        await api_round(cluster, args, res, rnd)
     if "lateness" in args.only:
         transport = args.transports[0]
         for raw in args.rates:
@@ -248,6 +270,48 @@ async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rn
                     continue
                 log(f"  the API did not sustain {rate:.0f}/s; same rate inserted via SQL")
             await late("sql")
+
+
+async def api_round(cluster: Cluster, args: argparse.Namespace, res: Results, rnd: int) -> None:
+    """The API benchmark and its baselines, in an order that alternates between rounds."""
+    load = {
+        "connections": args.api_connections,
+        "clients": args.api_clients,
+        "duration": args.api_duration,
+        "warmup": args.api_warmup,
+    }
+    runs = ["runlater", *(["runlater_idem"] if args.api_idempotency else []), *api.BARE_MODES]
+    for mode in runs if rnd % 2 else list(reversed(runs)):
+        log(f"round {rnd}: API {mode} ({args.api_connections} connections, {args.api_duration}s)")
+        if mode.startswith("runlater"):
+            r = await api.run_once(
+                cluster, tag=f"r{rnd}-api-{mode}", idempotency=mode.endswith("idem"), **load
+            )
+        else:
+            r = await api.bare_once(mode, tag=f"r{rnd}-api-{mode}", **load)
+        cpu = r["cpu_us_per_request"]
+        log(
+            f"  -> {r['rps']:.0f} req/s, p50 {r['latency_ms']['p50'] or 0:.1f} p99 "
+            f"{r['latency_ms']['p99'] or 0:.1f} ms; CPU µs/request node {cpu.get('serve')} "
+            f"pg {cpu.get('postgres')} client {cpu.get('client')}"
+            + (f"; statuses {r['statuses']} errors {r['errors']}" if r["errors"] else "")
+        )
+        res.add(f"api_{mode}", r)
+    log(f"round {rnd}: API CPU split in one process (bench.api_split)")
+    r = await api.split_once(cluster, tag=f"r{rnd}-api-split")
+    log(
+        f"  -> bare quart {r['app_bare_quart']} µs, runlater without DB "
+        f"{r['app_runlater_no_db']} µs, runlater {r['app_runlater']} µs, crossing "
+        f"{r['crossing_select1']} µs (asyncio {r['asyncio_select1']} µs)"
+    )
+    res.add("api_split", r)
+    log(f"round {rnd}: API baseline pgbench insert_task + audit, {args.api_duration}s")
+    r = await api.pgbench_once(
+        cluster, clients=2, duration=args.api_duration, tag=f"r{rnd}-api-pgbench"
+    )
+    if not r.get("skipped"):
+        log(f"  -> {r['rps']:.0f} tasks/s, Postgres {r['postgres_cpu_us_per_task']} µs/task")
+    res.add("api_pgbench", r)
 
 
 def _rate(raw: str, args: argparse.Namespace, res: Results) -> float | None:
@@ -280,6 +344,26 @@ async def profile_runs(cluster: Cluster, args: argparse.Namespace, res: Results)
         log("py-spy not found (pip install py-spy): profile skipped")
         return
     out = harness.RESULTS
+    if "api" in args.only:
+        log("profile: API POST /api/v1/tasks under py-spy")
+        r = await api.run_once(
+            cluster,
+            connections=args.api_connections,
+            clients=args.api_clients,
+            duration=args.api_duration,
+            warmup=args.api_warmup,
+            tag="profile-api",
+            profile_dir=out,
+        )
+        res.add("profile_api", r)
+    # The delivery profiles, unless only the API benchmark was asked for.
+    if args.only & {"baselines", "pgbench", "throughput", "lateness"} or "api" not in args.only:
+        await delivery_profiles(cluster, args, res, out)
+
+
+async def delivery_profiles(
+    cluster: Cluster, args: argparse.Namespace, res: Results, out: Path
+) -> None:
     transport, sink = args.transports[0], args.sinks[0]
     log(f"profile: throughput 1 node under py-spy (transport {transport}, sink {sink})")
     r = await throughput.run_once(
@@ -344,6 +428,10 @@ def _legacy_args(args: argparse.Namespace) -> None:
         ("transports", ["runlater"]),
         ("sinks", ["python"]),
         ("lateness_mode", "api"),
+        ("api_connections", 16),
+        ("api_clients", 1),
+        ("api_duration", 10.0),
+        ("api_warmup", 2.0),
     ):
         if not hasattr(args, name):
             setattr(args, name, default)
@@ -373,18 +461,20 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "-" if not v or not base else f"{v / base:.1%}"
 
     sink_note = ", ".join(args.sinks)
-    lines.append(f"Throughput (median of {args.runs} round(s); range min-max)")
-    lines.append(
-        f"(HTTP baselines at concurrency {args.concurrency} against the {args.sinks[0]} sink; "
-        "'vs httpx' = runlater transport / httpx transport, median of per-round ratios; "
-        "'vs Deliverer' = vs runlater's Deliverer without database on the same transport; "
-        "'other load' = CPU cores used meanwhile by processes outside the benchmark)"
-    )
-    head = (
-        f"{'benchmark':58} {'per s':>8} {'range':>13} {'vs httpx':>8} {'vs raw HTTP':>11} "
-        f"{'vs Deliverer':>12} {'vs pgbench':>10} {'other load':>10}"
-    )
-    lines += [head, "-" * len(head)]
+    if any(not key.startswith(("api_", "profile_api", "late_")) for key in res.runs):
+        lines.append(f"Throughput (median of {args.runs} round(s); range min-max)")
+        lines.append(
+            f"(HTTP baselines at concurrency {args.concurrency} against the {args.sinks[0]} "
+            "sink; 'vs httpx' = runlater transport / httpx transport, median of per-round "
+            "ratios; 'vs Deliverer' = vs runlater's Deliverer without database on the same "
+            "transport; 'other load' = CPU cores used meanwhile by processes outside the "
+            "benchmark)"
+        )
+        head = (
+            f"{'benchmark':58} {'per s':>8} {'range':>13} {'vs httpx':>8} {'vs raw HTTP':>11} "
+            f"{'vs Deliverer':>12} {'vs pgbench':>10} {'other load':>10}"
+        )
+        lines += [head, "-" * len(head)]
     rows: list[tuple[str, str, str]] = [
         ("http_h11", "rps", "baseline: raw HTTP loop (trio+h11)"),
         ("http_httpx", "rps", "baseline: httpx.AsyncClient loop (default transport)"),
@@ -593,12 +683,19 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
                 f"{fmt(res.other_load(key), 2):>10}"
             )
             summ[key]["other_load_cores"] = res.other_load(key)
-    for key in ("profile_tput", "profile_late", "profile_late_sql"):
+    api_lines, api_summ = api.table(res, args, nproc)
+    if api_lines:
+        lines += ["", *api_lines] if lines else api_lines
+        summ.update(api_summ)
+    for key in ("profile_tput", "profile_late", "profile_late_sql", "profile_api"):
         for r in res.runs.get(key, []):
             prof = r.get("profile") or {}
             if not prof.get("samples"):
                 continue
             lines.append("")
+            if key == "profile_api":
+                lines += api.profile_lines(r)
+                continue
             what = f"transport {r.get('transport', '?')}, sink {r.get('sink', '?')}"
             if r.get("deliveries_per_s"):
                 what += f", {r['deliveries_per_s']:.0f} deliveries/s"
@@ -684,7 +781,7 @@ def report(path: str) -> int:
     res.runs = doc["runs"]
     # Profiles are summarized again from their collapsed stacks (when still there), so a
     # change to the buckets applies to saved runs too.
-    for key in ("profile_tput", "profile_late", "profile_late_sql"):
+    for key in ("profile_tput", "profile_late", "profile_late_sql", "profile_api"):
         for r in res.runs.get(key, []):
             raw = Path((r.get("profile") or {}).get("collapsed") or "/nonexistent")
             if raw.exists():

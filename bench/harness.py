@@ -435,10 +435,9 @@ def start_serve(
         RUNLATER_PORT=str(port),
         RUNLATER_MAX_WORKERS=str(max_workers),
         RUNLATER_NODE_NAME=name,
-        # Rate limits off for the run (quality.md); large numbers rather than 0, whose meaning
-        # is not settled.
-        RUNLATER_RATE_LIMIT_PER_KEY="100000000",
-        RUNLATER_RATE_LIMIT_PER_IP="100000000",
+        # Rate limits off for the run (quality.md): 0 turns a limit off.
+        RUNLATER_RATE_LIMIT_PER_KEY="0",
+        RUNLATER_RATE_LIMIT_PER_IP="0",
         **(extra_env or {}),
     )
     proc = procs.start(

@@ -76,6 +76,38 @@ PATH_BUCKETS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
+# The same kind of exclusive split for an API request (POST /api/v1/tasks, bench/api.py).
+API_BUCKETS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "database: asyncpg + trio-asyncio crossing (store units)",
+        ("asyncpg/", "trio_asyncio/", "asyncio/", "runlater/store/"),
+    ),
+    ("SSRF check of the task's URLs", ("runlater/delivery/ssrf", "runlater/delivery/resolver")),
+    ("validation (runlater/schemas, pydantic)", ("runlater/schemas/", "pydantic")),
+    (
+        "runlater hooks: rate limits, auth, idempotency, audit",
+        (
+            "runlater/web/ratelimit",
+            "runlater/web/auth",
+            "runlater/web/idempotency",
+            "runlater/web/audit",
+            "runlater/web/api/audit",
+        ),
+    ),
+    ("route handler, serialize, JSON", ("runlater/web/", "json/")),
+    (
+        "socket send/recv syscalls (trio)",
+        ("_nonblocking_helper (trio/", "SocketStream.send_all", "SocketStream.receive_some"),
+    ),
+    ("h11 (parse the request, serialize the response)", ("h11/",)),
+    ("hypercorn (server, protocol, task per request)", ("hypercorn/",)),
+    (
+        "quart (request context, hooks, dispatch, response)",
+        ("quart/", "quart_trio/", "werkzeug/", "blinker/", "quart_schema/"),
+    ),
+]
+
+
 def available() -> bool:
     return shutil.which("py-spy") is not None
 
@@ -137,6 +169,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
     inclusive: Counter[str] = Counter()
     buckets: Counter[str] = Counter()
     path: Counter[str] = Counter()
+    api: Counter[str] = Counter()
     total = 0
     if not raw_path.exists():
         return {"samples": 0}
@@ -166,6 +199,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
         if not task:
             buckets["trio scheduler / IO"] += count
             path["trio scheduler (epoll wait, run loop)"] += count
+            api["trio scheduler (epoll wait, run loop)"] += count
             continue
         joined = ";".join(reversed(task))
         for name, markers in BUCKETS:
@@ -180,6 +214,12 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
                 break
         else:
             path["trio scheduler / other (task switches outside runlater code)"] += count
+        for name, markers in API_BUCKETS:
+            if any(m in joined for m in markers):
+                api[name] += count
+                break
+        else:
+            api["trio scheduler / other (task switches, channels, cancel scopes)"] += count
 
     def pct(counter: Counter[str], n: int) -> list[dict[str, Any]]:
         return [{"frame": f, "pct": round(100 * c / total, 1)} for f, c in counter.most_common(n)]
@@ -236,6 +276,7 @@ def summarize(raw_path: Path, top: int = 25) -> dict[str, Any]:
         "components_pct": pct(buckets, len(buckets)),
         "delivery_path_pct": {k: v for k, v in delivery_path.items() if v},
         "path_breakdown_pct": pct(path, len(path)),
+        "api_breakdown_pct": pct(api, len(api)),
         "self_top": pct(self_time, top),
         "inclusive_top": pct(interesting, top),
         "httpcore_pool_bookkeeping_pct": round(100 * (pool - conn) / total, 1) if total else None,

@@ -1,19 +1,81 @@
-"""Bearer API-key authentication: every ``/api/v1`` request acts inside one organization."""
+"""Bearer API-key authentication: every ``/api/v1`` request acts inside one organization.
+
+Key lookups are cached in the process for less than ``KEY_CACHE_TTL_S`` (1 s), counted from
+the moment the lookup *started*: a revocation committed at time r is seen by every lookup that
+starts after r, so on every node no request arriving at r + 1 s or later is admitted with the
+revoked key. The node that revokes a key forgets its cache at once (``forget_on_revoke``).
+Only keys that exist are cached (an unknown key id costs a lookup each time — the per-address
+rate limit bounds that), and at most ``KEY_CACHE_MAX`` of them.
+
+Each lookup (about once a second per key and node while it is in use) also marks the key's
+``last_used_at``, at most once a minute (see ``authenticate_api_key`` in ``orgs.sql``).
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Any
 from uuid import UUID
 
-from quart import current_app, g, request
+from quart import Response, current_app, g, request
 
 from runlater import apikeys
+from runlater.store.records import ApiKeyOwner
 from runlater.web.errors import ApiError
+from runlater.web.ratelimit import Seconds
 
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
+KEY_CACHE_TTL_S = 1.0
+KEY_CACHE_MAX = 10_000
+# The route that revokes keys (runlater/web/api/keys.py): after it, this node's cache is dropped.
+REVOKE_ENDPOINT = "api.api_keys.revoke_api_key"
+
+
+class ApiKeyCache:
+    """key id → (owner, when its lookup started), trusted for less than ``ttl_s``."""
+
+    def __init__(self, now: Seconds, ttl_s: float = KEY_CACHE_TTL_S, size: int = KEY_CACHE_MAX):
+        self.now = now
+        self.ttl_s = ttl_s
+        self.size = size
+        self._entries: OrderedDict[str, tuple[ApiKeyOwner, float]] = OrderedDict()
+
+    def get(self, key_id: str) -> ApiKeyOwner | None:
+        entry = self._entries.get(key_id)
+        if entry is None:
+            return None
+        owner, started = entry
+        # A clock that went backwards makes the entry untrustworthy too.
+        if not 0.0 <= self.now() - started < self.ttl_s:
+            del self._entries[key_id]
+            return None
+        return owner
+
+    def put(self, key_id: str, owner: ApiKeyOwner, started: float) -> None:
+        self._entries[key_id] = (owner, started)
+        self._entries.move_to_end(key_id)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _owner(key_id: str, secret: str) -> ApiKeyOwner | None:
+    cache: ApiKeyCache = current_app.config["API_KEY_CACHE"]
+    owner = cache.get(key_id)
+    if owner is None:
+        started = cache.now()
+        owner = await current_app.config["STORE"].authenticate_api_key(
+            key_id, apikeys.hash_secret(secret)
+        )
+        if owner is not None:
+            cache.put(key_id, owner, started)
+    return owner
 
 
 async def authenticate() -> None:
@@ -30,12 +92,25 @@ async def authenticate() -> None:
     parts = apikeys.split(token.strip())
     if parts is None:
         raise _unauthorized("malformed API key")
-    owner = await current_app.config["STORE"].find_api_key(parts[0])
+    owner = await _owner(*parts)
     if owner is None or owner.revoked or not apikeys.secret_matches(parts[1], owner.key_hash):
         raise _unauthorized("unknown or revoked API key")
     g.org_id = owner.organization_id
     g.api_key_id = owner.key_row_id
 
 
+async def forget_on_revoke(response: Response) -> Response:
+    """``after_request`` hook: a key revoked through this node stops working here at once."""
+    if request.endpoint == REVOKE_ENDPOINT and response.status_code < 300:
+        cache: ApiKeyCache = current_app.config["API_KEY_CACHE"]
+        cache.clear()
+    return response
+
+
 def org_id() -> UUID:
     return g.org_id
+
+
+def install(app: Any, now: Seconds) -> None:
+    """The app's key cache (read by ``authenticate``)."""
+    app.config["API_KEY_CACHE"] = ApiKeyCache(now)

@@ -5,7 +5,8 @@ Per (organization, key): the first request claims the key (one insert), runs, an
 stored response without acting again; a repeat while the first still runs gets 409
 ``idempotency_conflict``; the same key with another method, path or body gets 422
 ``idempotency_mismatch``. A 5xx (or 429) is not kept: the key is released so the client may
-retry. Records older than 24 h are replaced by the next request with the key.
+retry. Records older than 24 h are replaced by the next request with the key. The response
+is stored before it goes out; calls finishing together share one UPDATE (group commit).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from typing import Any
 
 import trio
 from quart import Response, current_app, g, request
 
 from runlater.errors import Conflict, StoreError
+from runlater.store.access import FinishedKey
 from runlater.web.errors import ApiError
+from runlater.web.group_commit import GroupCommit
 
 log = logging.getLogger("runlater.web.idempotency")
 
@@ -55,7 +59,11 @@ async def begin() -> Response | None:
     if not key or len(key) > MAX_KEY_CHARS:
         raise ApiError(400, "bad_request", f"{HEADER} must be 1 to {MAX_KEY_CHARS} characters long")
     body = await request.get_data(cache=True)
-    fingerprint = request_hash(request.method, request.path, body)
+    # The query string is part of what was asked (PUT /sync?dry_run=true is not PUT /sync).
+    target = request.path
+    if request.query_string:
+        target = f"{target}?{request.query_string.decode('latin-1')}"
+    fingerprint = request_hash(request.method, target, body)
     store = current_app.config["STORE"]
     try:
         row = await store.claim_idempotency_key(
@@ -81,6 +89,16 @@ async def begin() -> Response | None:
     return response
 
 
+def _finishes(store: Any) -> GroupCommit[FinishedKey]:
+    """The app's group commit of finished keys (made on first use)."""
+    group = current_app.config.get("IDEMPOTENCY_FINISHES")
+    if group is None:
+        group = current_app.config["IDEMPOTENCY_FINISHES"] = GroupCommit(
+            store.finish_idempotency_keys
+        )
+    return group
+
+
 async def finish(response: Response) -> Response:
     """``after_request`` hook: keep the response of a claimed key, or release the key."""
     key = g.get("idempotency_key")
@@ -95,9 +113,9 @@ async def finish(response: Response) -> Response:
                 await store.release_idempotency_key(g.org_id, key)
             else:
                 headers = {n: response.headers[n] for n in KEPT_HEADERS if n in response.headers}
-                await store.finish_idempotency_key(
-                    g.org_id, key, status=status, body=await response.get_data(), headers=headers
-                )
+                body = await response.get_data()
+                # Stored before the response goes out; concurrent calls share one UPDATE.
+                await _finishes(store).add(FinishedKey(g.org_id, key, status, body, headers))
         except StoreError as exc:
             log.error("idempotency key not recorded status=%s error=%s", status, exc)
             with contextlib.suppress(StoreError):

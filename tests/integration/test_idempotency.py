@@ -89,6 +89,22 @@ async def test_same_key_with_another_body_is_a_mismatch(store: Store) -> None:
     assert await _count_tasks(store, org_id) == 1
 
 
+async def test_the_query_string_is_part_of_the_request(store: Store) -> None:
+    """A dry run and the real sync under one key are different requests, not a replay."""
+    org_id, key = await make_org(store)
+    client = _client(store)
+    document = {
+        "tasks": [{"name": "nightly", "url": "http://127.0.0.1:9999/x", "cron": "0 3 * * *"}]
+    }
+    dry = await client.put("/api/v1/sync?dry_run=true", headers=_headers(key, "s1"), json=document)
+    assert dry.status_code == 200
+    assert (await dry.get_json())["data"]["tasks"]["created"] == ["nightly"]
+    real = await client.put("/api/v1/sync", headers=_headers(key, "s1"), json=document)
+    assert real.status_code == 422
+    assert (await real.get_json())["error"]["code"] == "idempotency_mismatch"
+    assert await _count_tasks(store, org_id) == 0
+
+
 async def test_keys_are_per_organization(store: Store) -> None:
     org_a, key_a = await make_org(store, "Acme")
     org_b, key_b = await make_org(store, "Globex")

@@ -20,11 +20,6 @@ select *
 from idempotency_keys
 where organization_id = $1 and key = $2 and created_at >= now() - interval '24 hours'
 
--- name: finish_idempotency_key
-update idempotency_keys
-set status = 'done', response_status = $3, response_body = $4, response_headers = $5
-where organization_id = $1 and key = $2 and status = 'in_progress'
-
 -- name: release_idempotency_key
 delete from idempotency_keys
 where organization_id = $1 and key = $2 and status = 'in_progress'
@@ -36,3 +31,13 @@ where ctid in (
     where created_at < now() - interval '24 hours'
     limit $1
 )
+
+-- name: finish_idempotency_keys
+-- finish_idempotency_key for many keys in one statement (the API finishes the keys of
+-- concurrent calls together): $1..$5 are parallel arrays.
+update idempotency_keys k
+set status = 'done', response_status = f.status, response_body = f.body,
+    response_headers = f.headers
+from unnest($1::uuid[], $2::text[], $3::int[], $4::bytea[], $5::jsonb[])
+    as f(organization_id, key, status, body, headers)
+where k.organization_id = f.organization_id and k.key = f.key and k.status = 'in_progress'

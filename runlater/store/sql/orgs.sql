@@ -57,3 +57,19 @@ update api_keys
 set revoked_at = coalesce(revoked_at, now())
 where organization_id = $1 and id = $2
 returning id, revoked_at
+
+-- name: authenticate_api_key
+-- The key's owner (as find_api_key), and the key marked as used when $2 (the SHA-256 of the
+-- presented secret) matches, it is not revoked and it was last marked over a minute ago: a
+-- busy key costs one write a minute, not one per request. The API caches the answer for
+-- under a second, so this runs about once a second per key and node while a key is in use.
+with touched as (
+    update api_keys
+    set last_used_at = now()
+    where key_id = $1 and key_hash = $2 and revoked_at is null
+      and (last_used_at is null or last_used_at < now() - interval '1 minute')
+    returning id
+)
+select k.id, k.organization_id, k.key_hash, k.revoked_at, o.tier
+from api_keys k join organizations o on o.id = k.organization_id
+where k.key_id = $1

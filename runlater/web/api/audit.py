@@ -1,8 +1,9 @@
 """The audit log: every successful mutating API call, and ``GET /api/v1/audit-log``.
 
-Entries are written after the response is made (one insert per mutating call). If that insert
-fails the call still answers as it would have — the change itself is already committed, and
-turning it into an error would invite a retry that repeats it — and the failure is logged.
+Entries are written after the response is made and before it is sent; calls that finish
+together share one insert (``runlater/web/audit_writer.py``). If the insert fails the call
+still answers as it would have — the change itself is already committed, and turning it into
+an error would invite a retry that repeats it — and the failure is logged.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import logging
 from typing import Any
 
 from quart import Blueprint, Response, current_app, g, jsonify, request
+from quart_schema import document_querystring, document_response
 
-from runlater.errors import StoreError
+from runlater.schemas.audit import AuditEntry
+from runlater.schemas.common import Page, PageQuery
+from runlater.store.access import AuditRecord
 from runlater.web import serialize
 from runlater.web.api.common import page, pagination
+from runlater.web.audit_writer import AuditWriter
 from runlater.web.auth import org_id
 
 log = logging.getLogger("runlater.web.audit")
@@ -46,18 +51,22 @@ async def record(response: Response) -> Response:
     if g.get("idempotency_replayed"):  # the first response was audited; nothing changed now
         return response
     rule = request.url_rule.rule if request.url_rule is not None else request.path
-    try:
-        await current_app.config["STORE"].record_audit(
+    writer = current_app.config.get("AUDIT_WRITER")
+    if writer is None:
+        writer = current_app.config["AUDIT_WRITER"] = AuditWriter(current_app.config["STORE"])
+    # Committed (or its failure logged) before the response goes out; concurrent calls share
+    # one INSERT (runlater/web/audit_writer.py).
+    await writer.write(
+        AuditRecord(
             g.org_id,
-            actor_type="api_key",
-            actor_id=g.get("api_key_id"),
-            action=f"{request.method} {rule}",
-            resource_id=await _resource_id(response),
-            status_code=response.status_code,
-            ip=request.remote_addr,
+            "api_key",
+            g.get("api_key_id"),
+            f"{request.method} {rule}",
+            await _resource_id(response),
+            response.status_code,
+            request.remote_addr,
         )
-    except StoreError as exc:
-        log.error("audit entry not written action=%s %s error=%s", request.method, rule, exc)
+    )
     return response
 
 
@@ -77,7 +86,10 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/audit-log")
+@document_querystring(PageQuery)
+@document_response(Page[AuditEntry], 200)
 async def audit_log() -> Any:
+    """The organization's audit log: every successful mutating API call, newest first."""
     limit, offset = pagination()
     rows = await current_app.config["STORE"].list_audit_log(org_id(), limit=limit, offset=offset)
     return jsonify(page([_entry(r) for r in rows], rows, limit, offset))
