@@ -57,9 +57,9 @@ class Page(BaseModel, Generic[T]):
     """One page of a list: ``?limit=`` (1-100, default 50) and ``?offset=``."""
 
     data: list[T]
-    has_more: bool
-    limit: int
-    offset: int
+    has_more: bool = Field(description="whether items follow this page", examples=[False])
+    limit: int = Field(ge=1, le=100, examples=[50])
+    offset: int = Field(ge=0, examples=[0])
 
 
 class PageQuery(BaseModel):

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from runlater.errors import Conflict, NotFound
+from runlater.store.access import AccessStore
 from runlater.store.base import fetch, fetchrow, fetchval, row
 from runlater.store.bulk import BulkStore
 from runlater.store.migrate import apply_migrations
@@ -68,6 +69,7 @@ async def _retry_execution(conn: asyncpg.Connection, org_id: UUID, execution_id:
             )
         if source["attempt"] >= MAX_ATTEMPT:
             raise Conflict(f"an execution chain has at most {MAX_ATTEMPT} attempts")
+        await conn.execute(Q.mark_new_work)  # a plan's hard monthly limit refuses it
         row = await conn.fetchrow(
             Q.insert_manual_retry,
             source["organization_id"],
@@ -125,7 +127,7 @@ async def _bootstrap(
 # ---------------------------------------------------------------------------- the trio API
 
 
-class Store(QueueStore, UsageStore, BulkStore):
+class Store(QueueStore, UsageStore, BulkStore, AccessStore):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 
     # -- health and schema
@@ -134,7 +136,10 @@ class Store(QueueStore, UsageStore, BulkStore):
         await self._run(fetchval, Q.ping)
 
     async def migrate(self) -> list[int]:
-        return await self._run(apply_migrations)
+        """Apply missing migrations, then write ``runlater.plans`` into the plans table."""
+        applied = await self._run(apply_migrations)
+        await self.sync_plans()
+        return applied
 
     # -- organizations and keys
 
@@ -186,29 +191,6 @@ class Store(QueueStore, UsageStore, BulkStore):
         return await self._one("API key not found", Q.revoke_api_key, org_id, api_key_id)
 
     # -- audit log
-
-    async def record_audit(
-        self,
-        org_id: UUID,
-        *,
-        actor_type: str,
-        actor_id: UUID | None,
-        action: str,
-        resource_id: str | None,
-        status_code: int,
-        ip: str | None,
-    ) -> None:
-        await self._run(
-            fetchval,
-            Q.insert_audit_entry,
-            org_id,
-            actor_type,
-            actor_id,
-            action,
-            resource_id,
-            status_code,
-            ip,
-        )
 
     async def list_audit_log(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
         return await self._run(fetch, Q.list_audit_log, org_id, limit, offset)
@@ -371,17 +353,6 @@ class Store(QueueStore, UsageStore, BulkStore):
                 return row
             # The holder released it (its request failed) between the two statements: again.
         raise Conflict("idempotency key is contended")
-
-    async def finish_idempotency_key(
-        self,
-        org_id: UUID,
-        key: str,
-        *,
-        status: int,
-        body: bytes,
-        headers: dict[str, str],
-    ) -> None:
-        await self._run(fetchval, Q.finish_idempotency_key, org_id, key, status, body, headers)
 
     async def release_idempotency_key(self, org_id: UUID, key: str) -> None:
         """Forget an in-progress key (its request failed), so the client may retry it."""

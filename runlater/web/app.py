@@ -5,27 +5,46 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Blueprint, jsonify
+from quart import Blueprint, jsonify, request
 from quart_schema import document_response
 from quart_trio import QuartTrio
+from quart_trio.wrappers import TrioRequest
 from werkzeug.exceptions import HTTPException
 
 from runlater import __version__
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
-from runlater.errors import NotFound, StoreError, StoreUnavailable
+from runlater.errors import LimitExceeded, NotFound, StoreError, StoreUnavailable
 from runlater.schemas.common import Health
 from runlater.store.postgres import Store
-from runlater.web import idempotency, openapi
-from runlater.web.api import audit, cron, keys, org, tasks
-from runlater.web.auth import authenticate
+from runlater.web import auth, idempotency, openapi, ratelimit
+from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
 from runlater.web.errors import ApiError, error_response
 
 log = logging.getLogger("runlater.web")
 
 MAX_REQUEST_BYTES = 256 * 1024
+LARGE_REQUEST_BYTES = 8 * 1024 * 1024
+# (method, path) of the routes whose requests may be up to 8 MiB (api.md).
+LARGE_REQUEST_ROUTES = frozenset({("POST", "/api/v1/tasks/batch"), ("PUT", "/api/v1/sync")})
 RETRY_AFTER_S = "5"
+
+
+class SizedRequest(TrioRequest):
+    """A request whose body limit depends on its route. Quart enforces the limit in the body
+    object it makes together with the request, before any hook runs (``authenticate`` reads
+    the body first), so a ``before_request`` hook is too late to raise it: it is chosen here."""
+
+    def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+        if (method, path) in LARGE_REQUEST_ROUTES:
+            kwargs["max_content_length"] = LARGE_REQUEST_BYTES
+        super().__init__(method, scheme, path, *args, **kwargs)
+        self.max_content_length = kwargs.get("max_content_length")
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 1048576} MiB" if limit % 1048576 == 0 else f"{limit // 1024} KiB"
 
 
 def create_app(
@@ -41,20 +60,40 @@ def create_app(
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         JSON_SORT_KEYS=False,
     )
+    app.request_class = SizedRequest
     openapi.install(app, __version__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    @app.before_request
+    async def read_body() -> None:
+        # Every request's body is read before any answer, also when routing refuses it
+        # (404/405, which skip the API's hooks): hypercorn leaves a keep-alive connection
+        # hanging when a response completes before the request body has arrived (found by
+        # the fuzzer: the next request on that connection got no answer).
+        await request.get_data(cache=True)
+
     api = Blueprint("api", __name__, url_prefix="/api/v1")
-    api.before_request(authenticate)
+    # Rate limits (per client address before authentication, per key after it) and the
+    # key cache read time from the same source (``ratelimit.monotonic_seconds``).
+    seconds = ratelimit.monotonic_seconds(clock)
+    limits = ratelimit.RateLimits(settings, seconds)
+    auth.install(app, seconds)
+    api.before_request(limits.check_client)
+    api.before_request(auth.authenticate)
+    api.before_request(limits.check_key)
     api.before_request(idempotency.begin)
+    api.after_request(auth.forget_on_revoke)
     api.after_request(idempotency.finish)
     api.teardown_request(idempotency.abandon)
     api.after_request(audit.record)
+    api.register_blueprint(batch.bp)
     api.register_blueprint(tasks.bp)
+    api.register_blueprint(sync.bp)
     api.register_blueprint(org.bp)
     api.register_blueprint(keys.bp)
     api.register_blueprint(cron.bp)
     api.register_blueprint(audit.bp)
+    api.register_blueprint(queues.bp)
     app.register_blueprint(api)
 
     @app.get("/health")
@@ -74,6 +113,10 @@ def create_app(
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Any:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.errorhandler(LimitExceeded)
+    async def limit_exceeded(exc: LimitExceeded) -> Any:
+        return error_response(422, "limit_exceeded", exc.message, {exc.field: [exc.message]})
 
     @app.errorhandler(NotFound)
     async def not_found(exc: NotFound) -> Any:
@@ -99,7 +142,10 @@ def create_app(
             405: "method_not_allowed",
             413: "payload_too_large",
         }.get(status, "bad_request")
-        message = "request body is larger than 256 KiB" if status == 413 else exc.description
+        limit = request.max_content_length or MAX_REQUEST_BYTES
+        message = (
+            f"request body is larger than {_size(limit)}" if status == 413 else exc.description
+        )
         return error_response(status, code, message or exc.name)
 
     @app.errorhandler(Exception)

@@ -2,20 +2,29 @@
 
 Routes describe their own request, query and success models with quart-schema's
 ``document_*`` decorators (the models live in ``runlater.schemas``). What every route shares is
-added here, from the route's method and path, so no route can forget it: bearer auth, 401, 429
-and 503; 404 when the path names a resource; for mutating routes the ``Idempotency-Key`` header,
-409/422 idempotency answers and 413; 400/422 when a body or query is documented. Route-specific
-error codes are declared with :func:`errors`.
+added here, from the route's method and path, so no route can forget it: bearer auth, 401, 413,
+429 and 503; 404 when the path names a resource; for mutating routes the ``Idempotency-Key``
+header and its 400/409/422 answers; 400/422 when a body or query is documented. Each error
+answer's schema limits ``error.code`` to the codes listed for it. Route-specific codes are
+declared with :func:`errors`, a 204 answer with :func:`no_content`, an optional body with
+:func:`optional_body`.
+
+Id path parameters (``*_id``) are UUIDs; query models become parameters (required ones marked,
+no ``null``); each documented JSON body gets an ``example`` composed from its models' examples;
+an answer's ``data.<name>_id`` is linked to the operations whose path takes ``{<name>_id}``.
 """
 
 from __future__ import annotations
 
+import copy
+import mimetypes
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import swagger_ui_bundle
-from quart import Quart, send_from_directory
+import trio
+from quart import Quart, Response
 from quart_schema import (
     HttpSecurityScheme,
     Info,
@@ -24,9 +33,12 @@ from quart_schema import (
     hide,
 )
 from quart_schema.openapi import QUART_SCHEMA_REQUEST_ATTRIBUTE
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import Rule
+from werkzeug.security import safe_join
 
 from runlater.schemas.common import ErrorResponse
+from runlater.web.spec_extras import COMPONENT_PREFIX, add_examples, add_links
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +66,7 @@ ERROR_CODES: dict[str, int] = {
     "unavailable": 503,
 }
 ERROR_MEANINGS: dict[str, str] = {
-    "bad_request": "malformed input",
+    "bad_request": "malformed input (e.g. an Idempotency-Key of more than 255 characters)",
     "invalid_json": "the body is not JSON or not a JSON object",
     "invalid_delay": "`delay` is not like '30s', '5m', '2h', '1d' or seconds",
     "invalid_run_at": "`run_at` is not an ISO-8601 time with offset, or too far in the past",
@@ -75,8 +87,19 @@ _RETRY_AFTER = {
         "schema": {"type": "integer", "minimum": 1},
     }
 }
+_WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": "`Bearer`: how to authenticate",
+        "schema": {"type": "string", "const": "Bearer"},
+    }
+}
+# Every API request: its key, its rate, the database, and its size (any body is read first).
+_API_CODES = frozenset({"unauthorized", "rate_limited", "unavailable", "payload_too_large"})
+_IDEMPOTENCY_CODES = frozenset({"bad_request", "idempotency_conflict", "idempotency_mismatch"})
 _ERRORS_ATTRIBUTE = "_runlater_error_codes"
 _PUBLIC_ATTRIBUTE = "_runlater_public"
+_NO_CONTENT_ATTRIBUTE = "_runlater_no_content"
+_OPTIONAL_BODY_ATTRIBUTE = "_runlater_optional_body"
 _ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -93,6 +116,18 @@ def errors(*codes: str) -> Callable[[F], F]:
     return mark
 
 
+def no_content(func: F) -> F:
+    """Document a ``204`` answer without a body."""
+    setattr(func, _NO_CONTENT_ATTRIBUTE, True)
+    return func
+
+
+def optional_body(func: F) -> F:
+    """The documented request body may be left out (bodies are required otherwise)."""
+    setattr(func, _OPTIONAL_BODY_ATTRIBUTE, True)
+    return func
+
+
 def public(func: F) -> F:
     """Mark a route as answering without an API key."""
     setattr(func, _PUBLIC_ATTRIBUTE, True)
@@ -106,12 +141,25 @@ def is_public(func: Callable[..., Any]) -> bool:
 class RunlaterOpenAPI(OpenAPIProvider):
     """quart-schema's provider plus the conventions every Runlater route shares."""
 
+    _built: dict[str, Any] | None = None
+
     def schema(self) -> dict[str, Any]:
+        """The spec (a copy); built once, as routes do not change once the app serves."""
+        if self._built is None:
+            self._built = self._build()
+        return copy.deepcopy(self._built)
+
+    def _build(self) -> dict[str, Any]:
         spec = super().schema()
         spec["openapi"] = "3.1.0"
-        error = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-        spec["components"]["schemas"].update(error.pop("$defs", {}), ErrorResponse=error)
+        components = spec["components"]["schemas"]
+        error = ErrorResponse.model_json_schema(ref_template=COMPONENT_PREFIX + "{model}")
+        components.update(error.pop("$defs", {}), ErrorResponse=error)
         spec["paths"] = dict(sorted(spec["paths"].items()))
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                add_examples(operation, components)
+        add_links(spec)
         return spec
 
     def operation_id(self, method: str, path: str, func: Callable[..., Any]) -> str | None:
@@ -122,8 +170,24 @@ class RunlaterOpenAPI(OpenAPIProvider):
     def build_path_parameter(self, name: str, converter: Any) -> dict[str, Any]:
         parameter = super().build_path_parameter(name, converter)
         if name.endswith("_id"):
-            parameter["description"] = "a UUID; an unknown or another organization's id is 404"
+            parameter["schema"] = {"type": "string", "format": "uuid"}
+            parameter["description"] = (
+                "a UUID; an unknown, malformed or another organization's id is 404"
+            )
         return parameter
+
+    def build_querystring_parameters(self, model: Any) -> tuple[list[dict[str, Any]], dict]:
+        """A query parameter is a string or absent, never null; required ones say so."""
+        parameters, components = super().build_querystring_parameters(model)
+        required = set(model.model_json_schema().get("required", ()))
+        for parameter in parameters:
+            parameter["schema"] = _without_null(parameter["schema"])
+            parameter["required"] = parameter["name"] in required
+            for key in ("title", "examples"):
+                value = parameter["schema"].pop(key, None)
+                if key == "examples" and value:
+                    parameter["example"] = value[0]
+        return parameters, components
 
     def build_paths(self, rule: Rule) -> tuple[dict, dict]:
         paths, components = super().build_paths(rule)
@@ -139,19 +203,23 @@ class RunlaterOpenAPI(OpenAPIProvider):
         operation = dict(operation)
         operation["parameters"] = list(operation.get("parameters", []))
         responses: dict[Any, Any] = dict(operation.get("responses", {}))
+        if getattr(func, _NO_CONTENT_ATTRIBUTE, False):
+            responses[204] = {}
         for status in [s for s in responses if int(s) == 204]:
             responses[status] = {"description": "done; no content"}
+        if path.startswith(API_PREFIX):
+            operation["tags"] = [path.removeprefix(API_PREFIX).split("/")[1]]
         codes = set(getattr(func, _ERRORS_ATTRIBUTE, ()))
         if is_public(func):
             operation["security"] = []
         elif path.startswith(API_PREFIX):
-            codes |= {"unauthorized", "rate_limited", "unavailable"}
+            codes |= _API_CODES
         if "{" in path:
             codes.add("not_found")
         if operation["parameters"] and any(p["in"] == "query" for p in operation["parameters"]):
             codes.add("validation_error")
         if method in MUTATING and path.startswith(API_PREFIX) and not is_public(func):
-            codes |= {"idempotency_conflict", "idempotency_mismatch", "payload_too_large"}
+            codes |= _IDEMPOTENCY_CODES
             operation["parameters"].append(
                 {
                     "name": "Idempotency-Key",
@@ -166,6 +234,9 @@ class RunlaterOpenAPI(OpenAPIProvider):
             )
         if getattr(func, QUART_SCHEMA_REQUEST_ATTRIBUTE, None) is not None:
             codes |= {"invalid_json", "validation_error"}
+            body = dict(operation["requestBody"])
+            body["required"] = not getattr(func, _OPTIONAL_BODY_ATTRIBUTE, False)
+            operation["requestBody"] = body
         by_status: dict[int, list[str]] = {}
         for code in sorted(codes):
             by_status.setdefault(ERROR_CODES[code], []).append(code)
@@ -175,7 +246,7 @@ class RunlaterOpenAPI(OpenAPIProvider):
                 "description": described,
                 "content": {
                     "application/json": {
-                        "schema": _ERROR_SCHEMA_REF,
+                        "schema": _error_schema(status_codes),
                         "example": {
                             "error": {
                                 "code": status_codes[0],
@@ -187,22 +258,70 @@ class RunlaterOpenAPI(OpenAPIProvider):
             }
             if status in (429, 503):
                 response["headers"] = _RETRY_AFTER
+            elif status == 401:
+                response["headers"] = _WWW_AUTHENTICATE
             responses.setdefault(status, response)
+        for status, response in responses.items():
+            if int(status) in (429, 503):  # also where a route documents its own 503 model
+                responses[status] = {**response, "headers": _RETRY_AFTER}
         operation["responses"] = dict(sorted(responses.items(), key=lambda item: int(item[0])))
         if not operation["parameters"]:
             del operation["parameters"]
         return operation
 
 
+def _error_schema(codes: list[str]) -> dict[str, Any]:
+    """The error envelope with ``error.code`` limited to ``codes``."""
+    code = {"properties": {"code": {"enum": codes}}}
+    return {"allOf": [_ERROR_SCHEMA_REF, {"properties": {"error": code}}]}
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf: [X, null]`` (pydantic's ``X | None``) as ``X``, keeping the annotations."""
+    branches = [b for b in schema.get("anyOf", ()) if b.get("type") != "null"]
+    out = {k: v for k, v in schema.items() if k != "anyOf"}
+    if len(branches) == 1 and len(schema["anyOf"]) == 2:
+        out.update(branches[0])
+    elif branches:
+        out["anyOf"] = branches
+    if out.get("default", "") is None:
+        del out["default"]
+    return out
+
+
+# Swagger UI from the installed bundle: no CDN, and no validator badge (which would send the
+# spec's URL to validator.swagger.io).
+DOCS_PAGE = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Runlater API</title>
+  <link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+  <script>
+    SwaggerUIBundle({{
+      url: "{SPEC_PATH}",
+      dom_id: "#swagger-ui",
+      deepLinking: true,
+      validatorUrl: null,
+      presets: [SwaggerUIBundle.presets.apis],
+    }});
+  </script>
+</body>
+</html>
+"""
+
+
 def install(app: Quart, version: str) -> None:
     """Serve the spec and Swagger UI (its assets from the installed bundle, not a CDN)."""
     assets = Path(swagger_ui_bundle.swagger_ui_path)
-    app.config["QUART_SCHEMA_SWAGGER_JS_URL"] = f"{DOCS_ASSETS}/swagger-ui-bundle.js"
-    app.config["QUART_SCHEMA_SWAGGER_CSS_URL"] = f"{DOCS_ASSETS}/swagger-ui.css"
     QuartSchema(
         app,
         openapi_path=SPEC_PATH,
-        swagger_ui_path=DOCS_PATH,
+        swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
         info=Info(
@@ -219,7 +338,20 @@ def install(app: Quart, version: str) -> None:
     )
 
     @hide
-    async def docs_asset(name: str) -> Any:
-        return await send_from_directory(assets, name)
+    async def docs() -> Any:
+        return Response(DOCS_PAGE, content_type="text/html; charset=utf-8")
 
+    @hide
+    async def docs_asset(name: str) -> Any:
+        # Read whole (at most ~1 MB) rather than streamed: quart's streamed file bodies stall
+        # under quart-trio's test client.
+        path = safe_join(str(assets), name)
+        if path is None or not await trio.Path(path).is_file():
+            raise NotFound()
+        kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        response = Response(await trio.Path(path).read_bytes(), content_type=kind)
+        response.headers["Cache-Control"] = "public, max-age=43200"
+        return response
+
+    app.add_url_rule(DOCS_PATH, "docs", docs)
     app.add_url_rule(f"{DOCS_ASSETS}/<path:name>", "docs_asset", docs_asset)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, current_app, jsonify, request
+from quart_schema import document_querystring, document_request, document_response
 
 from runlater import apikeys
-from runlater.web import serialize
+from runlater.schemas.common import Data, Page, PageQuery
+from runlater.schemas.keys import ApiKey, ApiKeyCreated, ApiKeyCreateRequest
+from runlater.web import openapi, serialize
 from runlater.web.api.common import json_body, page, pagination, parse_id
 from runlater.web.auth import org_id
 from runlater.web.errors import validation_error
@@ -44,14 +47,21 @@ def _parse_name(payload: dict[str, Any]) -> str | None:
 
 
 @bp.get("/api-keys")
+@document_querystring(PageQuery)
+@document_response(Page[ApiKey], 200)
 async def list_api_keys() -> Any:
+    """List the organization's API keys (revoked ones too), newest first; never a secret."""
     limit, offset = pagination()
     rows = await _store().list_api_keys(org_id(), limit=limit, offset=offset)
     return jsonify(page([_key(r) for r in rows], rows, limit, offset))
 
 
 @bp.post("/api-keys")
+@document_request(ApiKeyCreateRequest)
+@openapi.optional_body
+@document_response(Data[ApiKeyCreated], 201)
 async def create_api_key() -> Any:
+    """Create an API key; the full key is in this answer only (the body may be empty)."""
     raw = await request.get_data(as_text=False)
     payload = await json_body() if raw.strip() else {}
     name = _parse_name(payload)
@@ -60,7 +70,9 @@ async def create_api_key() -> Any:
     return jsonify({"data": {**_key(row), "key": new.full}}), 201
 
 
-@bp.delete("/api-keys/<raw_id>")
-async def revoke_api_key(raw_id: str) -> Any:
-    await _store().revoke_api_key(org_id(), parse_id(raw_id, "API key"))
+@bp.delete("/api-keys/<api_key_id>")
+@openapi.no_content
+async def revoke_api_key(api_key_id: str) -> Any:
+    """Revoke an API key: it stops working at once, on every node (repeating is harmless)."""
+    await _store().revoke_api_key(org_id(), parse_id(api_key_id, "API key"))
     return "", 204

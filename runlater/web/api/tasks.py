@@ -5,14 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, current_app, jsonify, request
+from quart_schema import document_querystring, document_request, document_response
 
-from runlater.delivery.ssrf import UrlNotAllowed, check_url
 from runlater.errors import Conflict
-from runlater.schemas.tasks import cron_row, parse_create, parse_update
-from runlater.web import serialize
-from runlater.web.api.common import json_body, page, pagination, parse_id
+from runlater.schemas.common import Data, Page
+from runlater.schemas.task_api import (
+    CancelQueueQuery,
+    CronTaskCreated,
+    Execution,
+    ExecutionDetail,
+    ExecutionListQuery,
+    ExecutionRetried,
+    OnceTaskQueued,
+    QueueCancelled,
+    Task,
+    TaskCreateRequest,
+    TaskListQuery,
+    TaskTriggered,
+    TaskUpdateRequest,
+)
+from runlater.schemas.tasks import parse_create, parse_update
+from runlater.web import openapi, serialize
+from runlater.web.api.common import (
+    check_urls,
+    json_body,
+    page,
+    pagination,
+    parse_id,
+    task_update_plan,
+)
 from runlater.web.auth import org_id
-from runlater.web.errors import ApiError, validation_error
+from runlater.web.errors import validation_error
 
 bp = Blueprint("tasks", __name__)
 
@@ -29,25 +52,23 @@ def _now() -> Any:
     return current_app.config["CLOCK"].now()
 
 
-async def _check_urls(fields: dict[str, Any]) -> None:
-    allow = current_app.config["SETTINGS"].allow_private_targets
-    details: dict[str, list[str]] = {}
-    for name in ("url", "callback_url", "on_failure_url", "on_recovery_url"):
-        if fields.get(name):
-            try:
-                await check_url(
-                    fields[name], allow_private=allow, resolver=current_app.config["RESOLVER"]
-                )
-            except UrlNotAllowed as exc:
-                details[name] = [str(exc)]
-    if details:
-        raise ApiError(422, "url_not_allowed", "a URL points where Runlater may not call", details)
+def _text_arg(name: str) -> str | None:
+    """A free-text query parameter; NUL (which no stored text can hold) is 422, not a 500."""
+    value = request.args.get(name)
+    if value is not None and "\x00" in value:
+        raise validation_error({name: ["must not contain NUL characters"]})
+    return value
 
 
 @bp.post("/tasks")
+@document_request(TaskCreateRequest)
+@document_response(CronTaskCreated, 201)
+@document_response(OnceTaskQueued, 202)
+@openapi.errors("invalid_delay", "invalid_run_at", "url_not_allowed", "limit_exceeded")
 async def create_task() -> Any:
+    """Create a task: a cron task (201), or a one-time task run now, later or at a time (202)."""
     draft = parse_create(await json_body(), _now())
-    await _check_urls(draft.row)
+    await check_urls(draft.row)
     row = await _store().insert_task(org_id(), draft.row, draft.delay_s)
     if row["schedule_type"] == "cron":
         return jsonify({"data": serialize.task(row), "message": "Cron task created"}), 201
@@ -61,7 +82,10 @@ async def create_task() -> Any:
 
 
 @bp.get("/tasks")
+@document_querystring(TaskListQuery)
+@document_response(Page[Task], 200)
 async def list_tasks() -> Any:
+    """List tasks, newest activity first."""
     limit, offset = pagination()
     kind = request.args.get("type")
     if kind is not None and kind not in ("cron", "once"):
@@ -69,7 +93,7 @@ async def list_tasks() -> Any:
     status = request.args.get("status")
     if status is not None and status not in EXECUTION_STATUSES:
         raise validation_error({"status": [f"must be one of {sorted(EXECUTION_STATUSES)}"]})
-    queue = request.args.get("queue")
+    queue = _text_arg("queue")
     rows = await _store().list_tasks(
         org_id(),
         schedule_type=kind,
@@ -82,52 +106,40 @@ async def list_tasks() -> Any:
 
 
 @bp.get("/tasks/<task_id>")
+@document_response(Data[Task], 200)
 async def get_task(task_id: str) -> Any:
+    """Get a task."""
     row = await _store().get_task(org_id(), parse_id(task_id, "task"))
     return jsonify({"data": serialize.task(row)})
 
 
 @bp.route("/tasks/<task_id>", methods=["PATCH", "PUT"])
+@document_request(TaskUpdateRequest)
+@document_response(Data[Task], 200)
+@openapi.errors("invalid_run_at", "url_not_allowed", "limit_exceeded")
 async def update_task(task_id: str) -> Any:
+    """Change a task's fields (PUT is the same as PATCH: only the fields given change)."""
     tid = parse_id(task_id, "task")
     now = _now()
     changes, expression = parse_update(await json_body(), now)
-    await _check_urls(changes)
-
-    def plan(current: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in changes.items() if k != "cron_expression"}
-        if current["schedule_type"] != "cron":
-            if expression is not None:
-                raise validation_error(
-                    {"cron_expression": ["a one-time task cannot become a cron task"]}
-                )
-            return out
-        if "scheduled_at" in out:
-            raise validation_error({"scheduled_at": ["a cron task has no run_at; change its cron"]})
-        new_expression = expression or current["cron_expression"]
-        new_zone = changes.get("timezone") or current["timezone"]
-        re_enabled = changes.get("enabled") is True and not current["enabled"]
-        if (
-            new_expression != current["cron_expression"]
-            or new_zone != current["timezone"]
-            or re_enabled
-            or current["next_run_at"] is None
-        ):
-            out.update(cron_row(new_expression, new_zone, now))
-        return out
-
-    row = await _store().update_task(org_id(), tid, plan)
+    await check_urls(changes)
+    row = await _store().update_task(org_id(), tid, task_update_plan(changes, expression, now))
     return jsonify({"data": serialize.task(row)})
 
 
 @bp.delete("/tasks/<task_id>")
+@openapi.no_content
 async def delete_task(task_id: str) -> Any:
+    """Delete a task; its pending executions are cancelled, its history is kept."""
     await _store().delete_task(org_id(), parse_id(task_id, "task"))
     return "", 204
 
 
 @bp.post("/tasks/<task_id>/trigger")
+@document_response(Data[TaskTriggered], 202)
+@openapi.errors("limit_exceeded")
 async def trigger_task(task_id: str) -> Any:
+    """Run a task now, as a new execution (also when the task is disabled)."""
     row = await _store().trigger_task(org_id(), parse_id(task_id, "task"))
     data = {
         "execution_id": str(row["id"]),
@@ -138,7 +150,10 @@ async def trigger_task(task_id: str) -> Any:
 
 
 @bp.get("/tasks/<task_id>/executions")
+@document_querystring(ExecutionListQuery)
+@document_response(Page[Execution], 200)
 async def list_executions(task_id: str) -> Any:
+    """List a task's executions (without bodies), newest first."""
     limit, offset = pagination()
     status = request.args.get("status")
     if status is not None and status not in EXECUTION_STATUSES:
@@ -150,15 +165,19 @@ async def list_executions(task_id: str) -> Any:
 
 
 @bp.get("/executions/<execution_id>")
+@document_response(Data[ExecutionDetail], 200)
 async def get_execution(execution_id: str) -> Any:
+    """Get an execution with the request sent and the response received."""
     row = await _store().get_execution(org_id(), parse_id(execution_id, "execution"))
     return jsonify({"data": serialize.execution_detail(row)})
 
 
 @bp.delete("/tasks")
+@document_querystring(CancelQueueQuery)
+@document_response(Data[QueueCancelled], 200)
 async def cancel_queue() -> Any:
-    """``DELETE /tasks?queue=q``: cancel every pending execution of that queue's tasks."""
-    queue = request.args.get("queue")
+    """Cancel every pending execution of a queue's tasks (``DELETE /tasks?queue=q``)."""
+    queue = _text_arg("queue")
     if not queue:
         raise validation_error({"queue": ["is required: DELETE /tasks?queue=<name>"]})
     cancelled = await _store().cancel_queue(org_id(), queue)
@@ -166,7 +185,13 @@ async def cancel_queue() -> Any:
 
 
 @bp.post("/executions/<execution_id>/retry")
+@document_response(Data[ExecutionRetried], 202)
+@openapi.errors("validation_error", "limit_exceeded")
 async def retry_execution(execution_id: str) -> Any:
+    """Retry a failed or timed-out execution: a new attempt in the same retry chain.
+
+    Any other status is 422 ``validation_error``.
+    """
     try:
         row = await _store().retry_execution(org_id(), parse_id(execution_id, "execution"))
     except Conflict as exc:
