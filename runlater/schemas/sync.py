@@ -218,8 +218,10 @@ class SyncRequest(BaseModel):
     )
     delete_removed: bool = Field(
         default=False,
-        description="also delete every other live task of the organization (cron or one-time, "
-        "however created), as DELETE /tasks/{id} does; only for kinds given in the request",
+        description="also delete the tasks that sync manages (created or once named by a sync) "
+        "and that this request does not name, as DELETE /tasks/{id} does; tasks sync never "
+        "created nor named (e.g. made by POST /tasks or a batch) are left alone; only for kinds "
+        "given in the request",
     )
 
 

@@ -84,6 +84,7 @@ async def _apply_task_sync(
     for edit in plan.update:
         # The row is already locked above; the plan was decided from it.
         await _update_task(conn, org_id, edit.task_id, lambda _row, c=edit.changes: c)
+    await conn.execute(Q.mark_synced_tasks, org_id, names)
     deleted: list[str] = []
     if delete_removed:
         deleted = [r["name"] for r in await conn.fetch(Q.delete_unlisted_tasks, org_id, names)]
@@ -137,6 +138,7 @@ class BulkStore(StoreBase):
 
         ``decide(rows)`` gets the live tasks with those names (locked) and returns the plan; an
         exception from it rolls everything back. With ``delete_removed`` every other live task
-        of the organization is deleted. ``dry_run`` does all of it and rolls back.
+        that sync manages (created or once named by a sync) is deleted. ``dry_run`` does all
+        of it and rolls back.
         """
         return await self._run(_sync_tasks, org_id, list(names), decide, delete_removed, dry_run)

@@ -287,19 +287,32 @@ async def test_delete_removed_deletes_unlisted_tasks_like_delete(
     api: Api, store: Store, org: tuple[UUID, str], other: tuple[UUID, Api]
 ) -> None:
     await synced(api, {"tasks": [NIGHTLY, WELCOME]})
-    made = await api.post("/tasks", json={"name": "adhoc", "url": TARGET, "delay": "2h"})
-    assert made.status == 202
     other_org, other_api = other
     await synced(other_api, {"tasks": [WELCOME]})
     theirs = await snapshot(store, other_org)
 
     result = await synced(api, {"tasks": [NIGHTLY], "delete_removed": True})
-    assert result == changes(deleted=["adhoc", "welcome"], unchanged=["nightly"])
+    assert result == changes(deleted=["welcome"], unchanged=["nightly"])
     assert set(await live(store, org[0])) == {"nightly"}
-    assert_error(await api.get(f"/tasks/{made.body['data']['task_id']}"), 404, "not_found")
-    execution = await api.get(f"/executions/{made.body['data']['execution_id']}")
-    assert execution.status == 200 and execution.body["data"]["status"] == "cancelled"
     assert await snapshot(store, other_org) == theirs
+
+
+async def test_delete_removed_leaves_tasks_sync_never_managed(
+    api: Api, store: Store, org: tuple[UUID, str]
+) -> None:
+    """A one-time task made through POST /tasks is not part of the document: it survives, and
+    its pending execution still runs. Once a sync names a task, sync manages it."""
+    made = await api.post("/tasks", json={"name": "adhoc", "url": TARGET, "delay": "2h"})
+    assert made.status == 202
+    adopted = await api.post("/tasks", json={"name": "nightly", "url": TARGET, "cron": "0 3 * * *"})
+    assert adopted.status == 201
+    await synced(api, {"tasks": [NIGHTLY]})
+
+    result = await synced(api, {"tasks": [WELCOME], "delete_removed": True})
+    assert result == changes(created=["welcome"], deleted=["nightly"])
+    assert set(await live(store, org[0])) == {"adhoc", "welcome"}
+    execution = await api.get(f"/executions/{made.body['data']['execution_id']}")
+    assert execution.status == 200 and execution.body["data"]["status"] == "pending"
 
 
 async def test_without_delete_removed_unlisted_tasks_stay(

@@ -52,13 +52,23 @@ where organization_id = $1 and deleted_at is null and name = any($2::text[])
 order by id
 for update
 
+-- name: mark_synced_tasks
+-- The organization's live tasks named in $2 are managed by sync from now on (written only when
+-- the mark is new, so a repeated sync still writes nothing).
+update tasks
+set managed_by_sync = true
+where organization_id = $1 and deleted_at is null and name = any($2::text[])
+  and not managed_by_sync
+
 -- name: delete_unlisted_tasks
--- PUT /sync with delete_removed: every live task of the organization not named in $2 is
--- deleted as delete_task does (soft delete; its pending executions are cancelled).
+-- PUT /sync with delete_removed: every live task of the organization that sync manages and
+-- that is not named in $2 is deleted as delete_task does (soft delete; its pending executions
+-- are cancelled). Tasks sync never created nor named are left alone.
 with gone as (
     update tasks
     set deleted_at = now(), enabled = false, next_run_at = null, updated_at = now()
-    where organization_id = $1 and deleted_at is null and not (name = any($2::text[]))
+    where organization_id = $1 and deleted_at is null and managed_by_sync
+      and not (name = any($2::text[]))
     returning id, name
 ), cancelled as (
     update executions e
