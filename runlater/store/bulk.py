@@ -79,15 +79,17 @@ async def _apply_task_sync(
     await conn.execute(Q.lock_org_sync, org_id)
     existing = [dict(r) for r in await conn.fetch(Q.lock_named_tasks, org_id, names)]
     plan = decide(existing)
+    # Every task lock before any execution insert (whose trigger locks the organization's
+    # usage counter), the order the scheduler takes them in too: no deadlock between the two.
+    deleted: list[str] = []
+    if delete_removed:
+        deleted = [r["name"] for r in await conn.fetch(Q.delete_unlisted_tasks, org_id, names)]
     for new in plan.create:
         await conn.fetchrow(Q.insert_task, org_id, new.row, new.delay_s)
     for edit in plan.update:
         # The row is already locked above; the plan was decided from it.
         await _update_task(conn, org_id, edit.task_id, lambda _row, c=edit.changes: c)
     await conn.execute(Q.mark_synced_tasks, org_id, names)
-    deleted: list[str] = []
-    if delete_removed:
-        deleted = [r["name"] for r in await conn.fetch(Q.delete_unlisted_tasks, org_id, names)]
     return TaskSyncResult(
         created=[n.name for n in plan.create],
         updated=[e.name for e in plan.update],
