@@ -25,7 +25,7 @@ from runlater.actors.messages import Wake, hint
 from runlater.actors.worker import Worker, WorkerResult
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
-from runlater.errors import StoreError, StoreUnavailable, TransientConflict
+from runlater.errors import Conflict, StoreError, StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
 from runlater.store.records import ClaimedExecution, Outcome
 
@@ -187,9 +187,12 @@ class PoolManager:
                 result = await self._tick(work_send, spawn)
                 backoff.reset()
                 wait_s = self._wait_s(result)
-            except (StoreUnavailable, TransientConflict) as exc:
+            except (StoreUnavailable, TransientConflict, Conflict) as exc:
+                # Conflict: a claim refused by the one-running-per-queue index (a race the
+                # claim's compare-and-set should prevent); the statement claimed nothing, so
+                # trying again is safe and must not count as a crash of the pool.
                 wait_s = backoff.next_delay_s()
-                log.warning("actor=pool database unavailable retry_in_s=%.2f error=%s", wait_s, exc)
+                log.warning("actor=pool claim failed retry_in_s=%.2f error=%s", wait_s, exc)
             await self._sleep_or_wake(wait_s)
 
     async def _tick(

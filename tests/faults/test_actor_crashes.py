@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from runlater.config import Settings
-from runlater.errors import StoreError
+from runlater.errors import Conflict, StoreError
 from runlater.node import build_node
 from runlater.store.postgres import Store
 from tests.helpers.factories import cron_task, make_org, once_task
@@ -82,6 +82,33 @@ async def test_crashed_actor_is_restarted_and_nothing_is_lost(
     assert paths == sorted([*(f"/once/{i}" for i in range(10)), "/cron"]), paths
     runs = await store.list_task_executions(org, cron["id"], status=None, limit=10, offset=0)
     assert [r["scheduled_for"] for r in runs] == [slot]
+
+
+async def test_a_refused_claim_is_retried_without_crashing_the_pool(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The queue backstop (a unique index on running rows per queue) answers Conflict; the pool
+    claims again after a pause instead of crashing (crashes count toward stopping the node)."""
+    org, _ = await make_org(store)
+    faulty = FaultyStore(store)
+    faulty.fail("claim", lambda n: n in (1, 2), Conflict("duplicate key: executions_one_running"))
+    async with serve_sink() as sink, httpx.AsyncClient() as http:
+        ids = [
+            (await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0))["execution_id"]
+            for i in range(5)
+        ]
+        node = build_node(FAST, faulty, http)  # type: ignore[arg-type]
+        with caplog.at_level(logging.WARNING):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.supervisor.run)
+                with trio.fail_after(20):
+                    while not await _all_recorded(store, org, ids):
+                        await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+    assert faulty.calls["claim"] > 2  # the work was claimed after both refusals
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("actor=pool claim failed" in m for m in messages)
+    assert not any("actor crashed supervisor=root actor=pool" in m for m in messages)
 
 
 async def _all_recorded(store: Store, org: object, ids: list[object]) -> bool:
