@@ -19,9 +19,8 @@ from typing import Any
 
 import trio
 
-from runlater.actors.backoff import Backoff
+from runlater.actors.backoff import repeat_every
 from runlater.clock import Clock
-from runlater.errors import StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
 
 log = logging.getLogger("runlater.actors.janitor")
@@ -62,12 +61,4 @@ class Janitor:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        backoff = Backoff()
-        while True:
-            try:
-                await self.run_once()
-                backoff.reset()
-                await trio.sleep(self.interval_s)
-            except (StoreUnavailable, TransientConflict) as exc:
-                log.warning("actor=janitor database unavailable error=%s", exc)
-                await backoff.wait()
+        await repeat_every("janitor", self.interval_s, self.run_once)

@@ -14,8 +14,7 @@ from typing import Any
 
 import trio
 
-from runlater.actors.backoff import Backoff
-from runlater.errors import StoreUnavailable, TransientConflict
+from runlater.actors.backoff import repeat_every
 from runlater.store.postgres import Store
 
 log = logging.getLogger("runlater.actors.rescuer")
@@ -50,12 +49,4 @@ class Rescuer:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        backoff = Backoff()
-        while True:
-            try:
-                await self.run_once()
-                backoff.reset()
-                await trio.sleep(self.interval_s)
-            except (StoreUnavailable, TransientConflict) as exc:
-                log.warning("actor=rescuer database unavailable error=%s", exc)
-                await backoff.wait()
+        await repeat_every("rescuer", self.interval_s, self.run_once)
