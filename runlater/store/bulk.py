@@ -83,7 +83,9 @@ async def _apply_task_sync(
     # usage counter), the order the scheduler takes them in too: no deadlock between the two.
     deleted: list[str] = []
     if delete_removed:
-        deleted = [r["name"] for r in await conn.fetch(Q.delete_unlisted_tasks, org_id, names)]
+        unlisted = [r["id"] for r in await conn.fetch(Q.unlisted_synced_task_ids, org_id, names)]
+        if unlisted:
+            deleted = list((await conn.fetchrow(Q.delete_tasks, org_id, unlisted))["names"])
     for new in plan.create:
         await conn.fetchrow(Q.insert_task, org_id, new.row, new.delay_s)
     for edit in plan.update:

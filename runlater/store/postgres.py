@@ -22,7 +22,6 @@ from runlater.store.queries import Q
 from runlater.store.queues import QueueStore
 from runlater.store.records import (
     AdvanceResult,
-    ApiKeyOwner,
     CallbackResult,
     ClaimedExecution,
     CronAdvance,
@@ -156,18 +155,6 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
     ) -> tuple[Row, bool]:
         return await self._run(_bootstrap, org_name, slug, tier, secret, email, key_id, key_hash)
 
-    async def find_api_key(self, key_id: str) -> ApiKeyOwner | None:
-        row = await self._run(fetchrow, Q.find_api_key, key_id)
-        if row is None:
-            return None
-        return ApiKeyOwner(
-            row["id"],
-            row["organization_id"],
-            row["key_hash"],
-            row["revoked_at"] is not None,
-            row["tier"],
-        )
-
     async def get_organization(self, org_id: UUID) -> Row:
         return await self._one("organization not found", Q.get_organization, org_id)
 
@@ -225,7 +212,7 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
         return row
 
     async def delete_task(self, org_id: UUID, task_id: UUID) -> int:
-        row = await self._run(fetchrow, Q.delete_task, org_id, task_id)
+        row = await self._run(fetchrow, Q.delete_tasks, org_id, [task_id])
         if not row["deleted"]:
             raise NotFound("task not found")
         return row["cancelled"]

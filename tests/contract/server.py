@@ -15,6 +15,7 @@ from typing import Any
 import trio
 import trio_asyncio
 
+from runlater import apikeys
 from runlater.clock import SystemClock
 from runlater.config import Settings
 from runlater.delivery.resolver import IPAddress
@@ -112,7 +113,8 @@ class ServerThread:
             store = await Store.open(self.database_url, pool_size=4)
             try:
                 _, key = await make_org(store, "Fuzz", "pro")
-                owner = await store.find_api_key(key.split(".")[0])
+                key_id, secret = key.split(".")
+                owner = await store.authenticate_api_key(key_id, apikeys.hash_secret(secret))
                 app = CountingApp(create_app(store, self.settings, SystemClock(), self.resolver))
                 async with trio.open_nursery() as nursery:
                     server = WebServer(app, host="127.0.0.1", port=0)

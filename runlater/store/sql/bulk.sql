@@ -60,21 +60,10 @@ set managed_by_sync = true
 where organization_id = $1 and deleted_at is null and name = any($2::text[])
   and not managed_by_sync
 
--- name: delete_unlisted_tasks
--- PUT /sync with delete_removed: every live task of the organization that sync manages and
--- that is not named in $2 is deleted as delete_task does (soft delete; its pending executions
--- are cancelled). Tasks sync never created nor named are left alone.
-with gone as (
-    update tasks
-    set deleted_at = now(), enabled = false, next_run_at = null, updated_at = now()
-    where organization_id = $1 and deleted_at is null and managed_by_sync
-      and not (name = any($2::text[]))
-    returning id, name
-), cancelled as (
-    update executions e
-    set status = 'cancelled', finished_at = now(), error_message = 'task deleted'
-    from gone g
-    where e.task_id = g.id and e.status = 'pending'
-    returning e.id
-)
-select g.name, (select count(*) from cancelled) as cancelled from gone g order by g.name
+-- name: unlisted_synced_task_ids
+-- PUT /sync with delete_removed: the live tasks that sync manages and that $2 does not name
+-- (tasks sync never created nor named are left alone); deleted with delete_tasks.
+select id
+from tasks
+where organization_id = $1 and deleted_at is null and managed_by_sync
+  and not (name = any($2::text[]))

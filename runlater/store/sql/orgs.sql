@@ -20,11 +20,6 @@ insert into api_keys (organization_id, created_by_id, key_id, key_hash, name)
 values ($1, $2, $3, $4, $5)
 returning id, organization_id, key_id, name, inserted_at
 
--- name: find_api_key
-select k.id, k.organization_id, k.key_hash, k.revoked_at, o.tier
-from api_keys k join organizations o on o.id = k.organization_id
-where k.key_id = $1
-
 -- name: get_organization
 select * from organizations where id = $1
 
@@ -59,7 +54,7 @@ where organization_id = $1 and id = $2
 returning id, revoked_at
 
 -- name: authenticate_api_key
--- The key's owner (as find_api_key), and the key marked as used when $2 (the SHA-256 of the
+-- The key's owner (id, organization, secret hash, revoked, tier), and the key marked as used when $2 (the SHA-256 of the
 -- presented secret) matches, it is not revoked and it was last marked over a minute ago: a
 -- busy key costs one write a minute, not one per request. The API caches the answer for
 -- under a second, so this runs about once a second per key and node while a key is in use.

@@ -105,12 +105,14 @@ from tasks
 where organization_id = $1 and id = $2 and deleted_at is null
 for update
 
--- name: delete_task
+-- name: delete_tasks
+-- Soft-delete the organization's live tasks with ids $2 and cancel their pending executions
+-- (history kept until retention): DELETE /tasks/{id} and PUT /sync's delete_removed.
 with gone as (
     update tasks
     set deleted_at = now(), enabled = false, next_run_at = null, updated_at = now()
-    where organization_id = $1 and id = $2 and deleted_at is null
-    returning id
+    where organization_id = $1 and id = any($2::uuid[]) and deleted_at is null
+    returning id, name
 ), cancelled as (
     update executions e
     set status = 'cancelled', finished_at = now(), error_message = 'task deleted'
@@ -118,7 +120,9 @@ with gone as (
     where e.task_id = g.id and e.status = 'pending'
     returning e.id
 )
-select (select count(*) from gone) as deleted, (select count(*) from cancelled) as cancelled
+select coalesce(array_agg(g.name order by g.name), '{}') as names, count(*) as deleted,
+       (select count(*) from cancelled) as cancelled
+from gone g
 
 -- name: trigger_task
 with t as (
