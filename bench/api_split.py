@@ -119,8 +119,22 @@ class MemoryStore:
             "execution_scheduled_for": datetime.now(UTC),
         }
 
-    async def record_audit_entries(self, entries: list[Any]) -> None:
-        return None
+    def request_transaction(self, key: Any = None) -> _NoTransaction:
+        return _NoTransaction(key)
+
+
+class _NoTransaction:
+    """The request transaction's interface (runlater/store/transaction.py), doing nothing."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.ended = False
+
+    async def commit(self, **_: Any) -> None:
+        self.ended = True
+
+    async def rollback(self) -> None:
+        self.ended = True
 
 
 async def _trio_side(dsn: str, key: str, n: int) -> dict[str, float]:

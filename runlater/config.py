@@ -41,6 +41,11 @@ class Settings:
     poll_interval_s: float = 1.0
     worker_idle_s: float = 30.0
     db_pool_size: int = 10
+    # Bounds on every wait for Postgres (runlater/store/session.py, docs/operations.md).
+    db_connect_timeout_s: float = 5.0
+    db_statement_timeout_ms: int = 5_000
+    db_lock_timeout_ms: int = 2_000
+    db_idle_in_transaction_timeout_ms: int = 5_000
     node_name: str = ""
     # "runlater": our trio transport (SSRF check at connect). "httpx": httpx's default
     # transport with a check before each request — the benchmark's baseline, not for use.
@@ -91,6 +96,10 @@ _NUMBERS: dict[str, tuple[str, type, float]] = {
     "POLL_INTERVAL_S": ("poll_interval_s", float, 0.01),
     "WORKER_IDLE_S": ("worker_idle_s", float, 0.1),
     "DB_POOL_SIZE": ("db_pool_size", int, 2),
+    "DB_CONNECT_TIMEOUT_S": ("db_connect_timeout_s", float, 0.1),
+    "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", int, 100),
+    "DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", int, 10),
+    "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": ("db_idle_in_transaction_timeout_ms", int, 100),
 }
 
 

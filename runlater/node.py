@@ -22,8 +22,9 @@ from runlater.clock import Clock, SystemClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
 from runlater.delivery.transport import TrioTransport
-from runlater.errors import StoreUnavailable
+from runlater.errors import StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
+from runlater.store.session import DbTimeouts
 from runlater.supervisor import ChildSpec, RestartPolicy, Supervisor
 from runlater.web.app import create_app
 from runlater.web.server import WebServer
@@ -35,6 +36,16 @@ MAILBOX_SIZE = 16
 
 def node_name(settings: Settings) -> str:
     return settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def db_timeouts(settings: Settings) -> DbTimeouts:
+    """The session limits of this node's database connections (``RUNLATER_DB_*``)."""
+    return DbTimeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_ms=settings.db_statement_timeout_ms,
+        lock_ms=settings.db_lock_timeout_ms,
+        idle_in_transaction_ms=settings.db_idle_in_transaction_timeout_ms,
+    )
 
 
 @dataclass
@@ -68,7 +79,7 @@ async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
     for attempt in range(1, attempts + 1):
         try:
             return await store.migrate()
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, TransientConflict) as exc:
             if attempt == attempts:
                 raise
             log.warning("database not ready, retrying migrations attempt=%d error=%s", attempt, exc)
@@ -130,7 +141,15 @@ def build_node(
     }
     supervisor = Supervisor(
         [
-            ChildSpec("listener", lambda: Listener(store.dsn, routes)),
+            ChildSpec(
+                "listener",
+                lambda: Listener(
+                    store.dsn,
+                    routes,
+                    timeouts=store.timeouts,
+                    application_name=f"{store.application_name} listener",
+                ),
+            ),
             ChildSpec("elector", lambda: elector),
             ChildSpec("pool", lambda: pool),
             ChildSpec("rescuer", lambda: Rescuer(store, interval_s=settings.rescue_interval_s)),
@@ -164,7 +183,12 @@ async def run_node(
             "RUNLATER_ALLOW_PRIVATE_TARGETS is on: deliveries may reach loopback and "
             "private addresses (metadata addresses stay blocked)"
         )
-    store = await Store.open(dsn, pool_size=settings.db_pool_size)
+    store = await Store.open(
+        dsn,
+        pool_size=settings.db_pool_size,
+        timeouts=db_timeouts(settings),
+        application_name=f"runlater {node_name(settings)}",
+    )
     try:
         applied = await migrate_with_retry(store)
         if applied:

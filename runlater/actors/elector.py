@@ -3,8 +3,14 @@
 Mailbox: none (ticks every ``leader_renew_s``). Emits: ``LeadershipChanged`` to subscribers, and
 starts/stops the leader-only sub-supervisor (Scheduler, Janitor; later the Monitor). The lease is
 a row with an expiry computed by the database clock (10 s, renewed every 3 s), not a session
-advisory lock that vanishes silently with its connection. When renewing fails, the node steps down
-before the lease it last saw can have expired elsewhere. Runs on every node; one wins.
+advisory lock that vanishes silently with its connection. Runs on every node; one wins.
+
+Stepping down is bound to a deadline, not to an answer: the leader's deadline is computed from
+the *send* time of its last successful renewal (the database set the expiry after that
+instant) minus ``SAFETY_S``. The leader-only sub-supervisor runs in a cancel scope whose
+deadline is that instant, and a renewal may not wait past it either — so the leader-only
+actors stop before the lease can have expired elsewhere even while a renewal hangs on a
+stalled link, and whether or not the elector's own loop gets an answer.
 On crash the leader-only actors stop with it; the lease runs out or is renewed after restart.
 Leadership only saves work: duplicates are prevented in the database (unique run index + CAS).
 """
@@ -53,7 +59,8 @@ class Elector:
         self.leader_group = leader_group
         self.subscribers = subscribers or []
         self.is_leader = False
-        self._valid_until = 0.0  # trio clock
+        self.valid_until = 0.0  # trio clock: leader-only work stops at this instant
+        self._group_scope: trio.CancelScope | None = None  # of the running leader group
 
     async def run_once(self) -> ElectorResult:
         was = self.is_leader
@@ -61,16 +68,27 @@ class Elector:
         # when the reply arrived) keeps the local deadline before the real one however slow
         # the reply was.
         sent_at = trio.current_time()
-        try:
-            valid_for = await self.store.acquire_leader_lease(LEASE_NAME, self.node, self.lease_s)
-        except StoreUnavailable as exc:
-            log.warning("actor=elector cannot renew lease error=%s", exc)
-            valid_for = None
-            if self.is_leader and trio.current_time() < self._valid_until:
-                return ElectorResult(True, False)  # our lease still holds
+        valid_for = None
+        answered = False
+        # A leader does not wait for its renewal past its deadline: then it is no leader,
+        # whatever the answer would say.
+        with trio.move_on_at(self.valid_until if self.is_leader else float("inf")) as scope:
+            try:
+                valid_for = await self.store.acquire_leader_lease(
+                    LEASE_NAME, self.node, self.lease_s
+                )
+                answered = True
+            except StoreUnavailable as exc:
+                log.warning("actor=elector cannot renew lease error=%s", exc)
+        if scope.cancelled_caught:
+            log.warning("actor=elector renewal still unanswered at the lease deadline")
+        if not answered and self.is_leader and trio.current_time() < self.valid_until:
+            return ElectorResult(True, False)  # no answer, but our lease still holds
         if valid_for is not None:
-            self._valid_until = sent_at + valid_for - SAFETY_S
+            self.valid_until = sent_at + valid_for - SAFETY_S
         self.is_leader = valid_for is not None
+        if self._group_scope is not None:
+            self._group_scope.deadline = self.valid_until if self.is_leader else -float("inf")
         if self.is_leader != was:
             log.info(
                 "actor=elector leadership changed node=%s is_leader=%s", self.node, self.is_leader
@@ -83,14 +101,10 @@ class Elector:
         try:
             async with trio.open_nursery() as nursery:
                 task_status.started()
-                group_scope: trio.CancelScope | None = None
                 while True:
                     await self.run_once()
-                    if self.is_leader and group_scope is None and self.leader_group is not None:
-                        group_scope = await nursery.start(self._run_group)
-                    elif not self.is_leader and group_scope is not None:
-                        group_scope.cancel()
-                        group_scope = None
+                    if self.is_leader and self._group_scope is None and self.leader_group:
+                        await nursery.start(self._run_group)
                     await trio.sleep(self.renew_s)
         finally:
             if self.is_leader:
@@ -101,17 +115,29 @@ class Elector:
                 self.is_leader = False
 
     async def _run_group(self, *, task_status: Any) -> None:
+        """The leader-only actors, cancelled at ``valid_until`` (moved on by each renewal)."""
         assert self.leader_group is not None
-        with trio.CancelScope() as scope:
-            await self.leader_group().run(task_status=_StartedWith(task_status, scope))
+        status = _Started(task_status)
+        with trio.CancelScope(deadline=self.valid_until) as scope:
+            self._group_scope = scope
+            try:
+                await self.leader_group().run(task_status=status)
+            finally:
+                self._group_scope = None
+                if scope.cancelled_caught:
+                    log.info("actor=elector leader-only actors stopped node=%s", self.node)
+        if not status.done:  # the deadline passed while they were starting
+            status.started()
 
 
-class _StartedWith:
-    """Hands the cancel scope of the leader group back through ``nursery.start``."""
+class _Started:
+    """Passes ``started()`` on once, and remembers whether it was."""
 
-    def __init__(self, task_status: Any, scope: trio.CancelScope) -> None:
+    def __init__(self, task_status: Any) -> None:
         self._task_status = task_status
-        self._scope = scope
+        self.done = False
 
     def started(self, value: Any = None) -> None:
-        self._task_status.started(self._scope)
+        if not self.done:
+            self.done = True
+            self._task_status.started(value)

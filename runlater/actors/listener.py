@@ -4,8 +4,9 @@ Mailbox: none. Emits: ``Wake`` to the mailboxes routed for each Postgres channel
 (``runlater_executions`` → PoolManager, ``runlater_tasks`` → Scheduler). A pooled connection
 would be reset (UNLISTEN *) on release, so this one is its own. When the connection drops it
 reconnects with backoff and then wakes everyone (notifications sent meanwhile are lost; the
-hint makes the receivers look at the database instead). Runs on every node. A crash costs
-latency only: receivers poll.
+hint makes the receivers look at the database instead). A link that stalls without closing
+(no FIN, no RST) is found by a ``select 1`` every ``HEALTH_CHECK_S`` that must answer within
+the store's deadline. Runs on every node. A crash costs latency only: receivers poll.
 """
 
 from __future__ import annotations
@@ -19,16 +20,30 @@ from runlater.actors.backoff import Backoff
 from runlater.actors.messages import Wake, hint
 from runlater.errors import StoreUnavailable
 from runlater.store import bridge
+from runlater.store.session import DEFAULT_TIMEOUTS, DbTimeouts
 
 log = logging.getLogger("runlater.actors.listener")
 
 HEALTH_CHECK_S = 10.0
 
 
+async def _ping(conn: Any) -> None:
+    await conn.fetchval("select 1")
+
+
 class Listener:
-    def __init__(self, dsn: str, routes: dict[str, list[trio.MemorySendChannel[Any]]]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        routes: dict[str, list[trio.MemorySendChannel[Any]]],
+        *,
+        timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
+        application_name: str = "runlater listener",
+    ) -> None:
         self.dsn = dsn
         self.routes = routes
+        self.timeouts = timeouts
+        self.application_name = application_name
         self.connected = trio.Event()
         self.reconnects = 0
         self.listened = False  # set once a connection was LISTENing
@@ -45,27 +60,32 @@ class Listener:
 
     async def run_once(self) -> None:
         """Connect, listen until the connection is lost; raises StoreUnavailable then."""
-        conn = await bridge.connect(self.dsn)
+        conn = await bridge.connect(self.dsn, self.timeouts, self.application_name)
         lost = trio.Event()
         try:
             conn.add_termination_listener(lambda _c: lost.set())
             for channel in self.routes:
-                await bridge.call(conn.add_listener, channel, self._on_notify)
+                await bridge.call(
+                    conn.add_listener,
+                    channel,
+                    self._on_notify,
+                    deadline_s=self.timeouts.unit_deadline_s,
+                )
             self.connected.set()
             self.listened = True
             self._wake_all("listener connected")
             while not lost.is_set():
                 with trio.move_on_after(HEALTH_CHECK_S):
                     await lost.wait()
-                if not lost.is_set():
-                    await bridge.call(conn.fetchval, "select 1")  # detects a dead socket
+                if not lost.is_set():  # a dead or stalled link: no answer in time
+                    await bridge.cross(conn, _ping, deadline_s=self.timeouts.unit_deadline_s)
             raise StoreUnavailable("listener connection lost")
         finally:
             self.connected = trio.Event()
             with trio.CancelScope(shield=True):
                 if not conn.is_closed():
                     try:
-                        await bridge.call(conn.close, timeout=2)
+                        await bridge.call(conn.close, timeout=2, deadline_s=3)
                     except StoreUnavailable:
                         conn.terminate()
 

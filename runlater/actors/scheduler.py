@@ -12,6 +12,13 @@ Misfire (cron only): after downtime only the latest missed slot within ``misfire
 runs; each older slot gets one ``missed`` row (at most 100). One-time tasks are not scheduled
 here: they get their execution when they are created.
 
+Locks: a task row that another transaction holds (an API request changing it, perhaps on a
+node that was partitioned in the middle of it) is skipped, not waited for, and tried again in
+the next pass (at most ``TICK_S`` later): one session never stalls the cron of every
+organization. When a batch still meets a lock (an organization's usage counter, held by a
+request in flight that created work for it), it is split: one statement per organization, and
+only the organization whose row is held waits for the next pass.
+
 Plan limits: a slot of an organization past its plan's hard monthly limit is not run. The
 database records it as ``cancelled`` ("monthly execution limit reached ...") in the same
 statement (migration 006's usage trigger), so the batch goes on, ``next_run_at`` moves as usual
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 import trio
 
@@ -34,7 +42,7 @@ from runlater.clock import Clock
 from runlater.cron import CronSchedule
 from runlater.errors import InvalidCron, StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
-from runlater.store.records import CronAdvance, DueCronTask
+from runlater.store.records import AdvanceResult, CronAdvance, DueCronTask
 
 log = logging.getLogger("runlater.actors.scheduler")
 
@@ -48,6 +56,7 @@ class SchedulerResult:
     advanced: int
     created: int
     missed: int
+    skipped: int = 0  # due tasks left for the next pass: their rows were locked
 
 
 @lru_cache(maxsize=4096)
@@ -86,10 +95,12 @@ class Scheduler:
         self.clock = clock
         self.misfire_grace_s = misfire_grace_s
         self.mailbox = mailbox
+        self.skipped: set[UUID] = set()  # due, but locked in the last pass
 
     async def run_once(self) -> SchedulerResult:
         now = self.clock.now()
         advanced = created = missed = 0
+        skipped: set[UUID] = set()
         while True:
             due = await self.store.due_cron_tasks(now, BATCH)
             advances = []
@@ -98,15 +109,43 @@ class Scheduler:
                     advances.append(plan_advance(task, now, self.misfire_grace_s))
                 except InvalidCron as exc:  # validated at the API; a stored one went bad
                     log.error("actor=scheduler task=%s unschedulable cron error=%s", task.id, exc)
-            result = await self.store.advance_cron(advances)
-            advanced += result.advanced
-            created += result.created
-            missed += result.missed
-            if len(due) < BATCH:
+            for result in await self._advance(due, advances):
+                advanced += result.advanced
+                created += result.created
+                missed += result.missed
+                skipped.update(result.skipped)
+            # A full batch may have more behind it — unless all that is left was skipped.
+            if len(due) < BATCH or len(skipped) >= len(due):
                 break
+        self.skipped = skipped
         if created or missed:
             log.info("actor=scheduler created=%d missed=%d", created, missed)
-        return SchedulerResult(advanced, created, missed)
+        if skipped:
+            log.warning("actor=scheduler skipped locked tasks count=%d", len(skipped))
+        return SchedulerResult(advanced, created, missed, len(skipped))
+
+    async def _advance(
+        self, due: list[DueCronTask], advances: list[CronAdvance]
+    ) -> list[AdvanceResult]:
+        """One statement for the batch; when it meets a lock, one per organization."""
+        try:
+            return [await self.store.advance_cron(advances)]
+        except TransientConflict as exc:
+            log.warning(
+                "actor=scheduler batch met a lock, advancing per organization error=%s", exc
+            )
+        org_of = {task.id: task.organization_id for task in due}
+        by_org: dict[UUID, list[CronAdvance]] = {}
+        for adv in advances:
+            by_org.setdefault(org_of[adv.task_id], []).append(adv)
+        results = []
+        for org, group in by_org.items():
+            try:
+                results.append(await self.store.advance_cron(group))
+            except TransientConflict as exc:
+                log.warning("actor=scheduler organization=%s waits for a lock error=%s", org, exc)
+                results.append(AdvanceResult(0, 0, 0, tuple(a.task_id for a in group)))
+        return results
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -125,7 +164,7 @@ class Scheduler:
 
     async def _until_next_due(self) -> float:
         """Sleep exactly until the next slot (at most a tick), so cron runs start on time."""
-        next_due = await self.store.next_cron_due()
+        next_due = await self.store.next_cron_due(self.skipped)
         if next_due is None:
             return TICK_S
         return min(TICK_S, max(0.0, (next_due - self.clock.now()).total_seconds()))

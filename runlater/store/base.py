@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 
 from runlater.errors import NotFound
-from runlater.store import bridge
+from runlater.store import bridge, transaction
 from runlater.store.records import Row
+from runlater.store.session import DEFAULT_TIMEOUTS, DbTimeouts
 
 
 def row(record: asyncpg.Record | None) -> Row | None:
@@ -37,20 +38,47 @@ async def fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
 class StoreBase:
     """The pool and the two ways to use it; :meth:`open` and :meth:`close` it."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, pool: bridge.Pool, dsn: str) -> None:
         self._pool = pool
         self.dsn = dsn
 
+    @property
+    def timeouts(self) -> DbTimeouts:
+        return self._pool.timeouts
+
+    @property
+    def application_name(self) -> str:
+        return self._pool.application_name
+
     @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 10) -> Any:
-        return cls(await bridge.open_pool(dsn, pool_size), dsn)
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
+        application_name: str = "runlater",
+    ) -> Any:
+        """``timeouts``: the session limits of every connection (``session.py``);
+        ``application_name`` shows in ``pg_stat_activity``."""
+        return cls(await bridge.open_pool(dsn, pool_size, timeouts, application_name), dsn)
 
     async def close(self) -> None:
         await bridge.close_pool(self._pool)
 
     async def _run(self, unit: Any, *args: Any) -> Any:
-        """Run ``unit(conn, *args)`` on the asyncio side in one crossing."""
+        """Run ``unit(conn, *args)`` on the asyncio side in one crossing: inside the current
+        request's transaction when there is one (``transaction.py``), else on its own."""
+        tx = transaction.current.get()
+        if tx is not None and tx.pool is self._pool:
+            return await tx.run(unit, *args)
         return await bridge.run(self._pool, unit, *args)
+
+    def request_transaction(
+        self, key: transaction.IdempotencyKey | None = None
+    ) -> transaction.RequestTransaction:
+        """A transaction for one API request (not begun yet; make it current to use it)."""
+        return transaction.RequestTransaction(self._pool, key)
 
     async def _one(self, missing: str, sql: str, *args: Any) -> Row:
         """The one row ``sql`` returns, or NotFound(``missing``)."""

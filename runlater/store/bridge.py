@@ -1,12 +1,19 @@
 """The single crossing between trio and asyncpg (which runs on asyncio via trio-asyncio).
 
 Every database call goes through :func:`run`: a *unit of work* is one asyncio coroutine
-``unit(conn, *args)`` executed in a single crossing. A trio cancel that lands while it runs is
-turned into an asyncio cancel of the whole unit, and trio-asyncio waits for the coroutine to
-finish (its ``abort`` answers FAILED), so ``conn.transaction()`` rolls back and the connection is
-tidied before the caller sees ``trio.Cancelled``. Crossing several times inside one
-transaction would lose that guarantee (stack-notes.md, trap 4): units never do. The pool
-(:class:`Pool`) lives on the trio side, so checking a connection out and back costs no crossing.
+``unit(conn, *args)`` executed in a single crossing, under a deadline (a trio cancel scope:
+``DbTimeouts.unit_deadline_s``). Crossing several times inside one transaction would lose the
+guarantees below (stack-notes.md, trap 4): units never do, except a request's transaction
+(``transaction.py``), which holds its connection and ends it itself.
+
+When a unit fails with a database error, its transaction is rolled back and the connection
+goes back to the pool. When a unit is cancelled (its deadline passed, or the caller was
+cancelled), trio-asyncio cancels the asyncio coroutine and waits for it, so the coroutine must
+finish at once whatever the link does: it never waits for the server then. It sends a
+CancelRequest for the statement in flight on a fresh connection (in the background: on a
+stalled link it may never arrive; then ``statement_timeout`` and the session limits of
+``session.py`` end the work on the server) and drops the connection. The pool (:class:`Pool`)
+lives on the trio side, so checking a connection out and back costs no crossing.
 
 Driver errors are translated here into ``runlater.errors`` types, the original as ``__cause__``.
 """
@@ -15,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 import trio
 import trio_asyncio
+from asyncpg import connect_utils
 
 from runlater.errors import (
     Conflict,
@@ -29,21 +38,35 @@ from runlater.errors import (
     StoreUnavailable,
     TransientConflict,
 )
+from runlater.store.session import DEFAULT_TIMEOUTS, DbTimeouts
+
+log = logging.getLogger("runlater.store")
 
 T = TypeVar("T")
 Unit = Callable[..., Awaitable[T]]
 
-CONNECT_TIMEOUT_S = 5.0
-COMMAND_TIMEOUT_S = 60.0
 RELEASE_TIMEOUT_S = 5.0
 IDLE_CLOSE_S = 60.0
+CANCEL_REQUEST_TIMEOUT_S = 5.0
 
-# SQLSTATE classes/codes that mean "the database is not reachable right now".
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "53400")
+# SQLSTATE classes/codes that mean "the database is not reachable right now" (or did not
+# answer in time: 57014 is a statement cancelled by statement_timeout or our CancelRequest,
+# 25P03 a session ended by idle_in_transaction_session_timeout).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "57014", "25P03", "53300", "53400")
 _CONFLICT_STATES = ("23505",)
+# Deadlock, serialization failure, lock_timeout / NOWAIT.
 _TRANSIENT_CONFLICT_STATES = ("40001", "40P01", "55P03")
 # Raised by the plan-limit triggers (migration 006), the field in COLUMN.
 _LIMIT_EXCEEDED_STATE = "RLLIM"
+
+
+class DeadlineExceeded(StoreUnavailable):
+    """Raised by the bridge when the database did not answer a unit of work (or a connection
+    attempt) within the client's deadline: the link is stalled or the server is frozen."""
+
+
+# CancelRequests on their way (held so the loop does not drop the tasks half-way).
+_cancel_requests: set[asyncio.Task[None]] = set()
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -63,14 +86,7 @@ def translate(exc: BaseException) -> BaseException:
             return LimitExceeded(message, getattr(exc, "column_name", None) or "plan")
         return StoreError(f"database error {state}: {exc}")
     # InternalClientError: the server dropped the connection in the middle of an operation.
-    if isinstance(
-        exc,
-        asyncpg.InterfaceError
-        | asyncpg.InternalClientError
-        | OSError
-        | TimeoutError
-        | asyncio.TimeoutError,
-    ):
+    if _is_io_failure(exc):
         return StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}")
     return exc
 
@@ -82,14 +98,83 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _aio_connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S)
+async def _aio_connect(
+    dsn: str, timeouts: DbTimeouts, application_name: str, init: bool
+) -> asyncpg.Connection:
+    # No command_timeout: asyncpg would arm an asyncio timer per statement (see session.py).
+    conn = await asyncpg.connect(
+        dsn,
+        timeout=timeouts.connect_s,
+        command_timeout=None,
+        server_settings=timeouts.server_settings(application_name),
+    )
     try:
-        await _init_connection(conn)
+        timeouts.configure_socket(conn._transport.get_extra_info("socket"))  # type: ignore[attr-defined]
+        if init:
+            await _init_connection(conn)
     except BaseException:
         conn.terminate()
         raise
     return conn
+
+
+async def _open(
+    dsn: str, timeouts: DbTimeouts, application_name: str, *, init: bool = True
+) -> asyncpg.Connection:
+    """A new connection, within ``timeouts.connect_s`` (a trio deadline: no asyncio timer)."""
+    with trio.move_on_after(timeouts.connect_s + timeouts.margin_s) as scope:
+        try:
+            return await trio_asyncio.aio_as_trio(_aio_connect)(
+                dsn, timeouts, application_name, init
+            )
+        except Exception as exc:
+            raise translate(exc) from exc
+    assert scope.cancelled_caught
+    raise DeadlineExceeded(f"database unavailable: no connection within {timeouts.connect_s:g} s")
+
+
+async def _send_cancel_request(
+    addr: Any, params: Any, backend_pid: int, backend_secret: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(
+            connect_utils._cancel(
+                loop=loop,
+                addr=addr,
+                params=params,
+                backend_pid=backend_pid,
+                backend_secret=backend_secret,
+            ),
+            CANCEL_REQUEST_TIMEOUT_S,
+        )
+    except (Exception, asyncio.CancelledError) as exc:  # the session limits end it instead
+        log.info("cancel request not delivered pid=%s error=%r", backend_pid, exc)
+
+
+def abandon(conn: asyncpg.Connection) -> None:
+    """Stop whatever ``conn`` has in flight on the server and drop it, without waiting.
+
+    asyncpg's ``terminate()`` alone would also cancel asyncpg's own pending CancelRequest, and
+    a statement the server is still running (waiting for a lock, say) would go on — and could
+    commit — after the caller was told it failed. The CancelRequest goes out on a fresh
+    connection from a task of its own; ``client_connection_check_interval`` and the statement
+    and idle-in-transaction limits end the session if it cannot arrive."""
+    if conn.is_closed():
+        return
+    protocol = conn._protocol  # type: ignore[attr-defined]
+    target = (
+        conn._addr,  # type: ignore[attr-defined]
+        conn._params,  # type: ignore[attr-defined]
+        protocol.backend_pid,
+        protocol.backend_secret,
+    )
+    conn.terminate()
+    if target[2] is None:  # never got as far as a session
+        return
+    task = asyncio.get_running_loop().create_task(_send_cancel_request(*target))
+    _cancel_requests.add(task)
+    task.add_done_callback(_cancel_requests.discard)
 
 
 class Pool:
@@ -102,14 +187,25 @@ class Pool:
 
     Connections are opened on demand (the pool exists while Postgres is down), reused most
     recently used first, and closed once idle for ``IDLE_CLOSE_S``. Waiting longer than
-    ``CONNECT_TIMEOUT_S`` for a free one raises StoreUnavailable, as asyncpg's pool did.
+    ``timeouts.connect_s`` for a free one raises StoreUnavailable, as asyncpg's pool did.
     Units change no session state (no SET, no LISTEN, only transaction-scoped advisory
     locks), so a returned connection is only rolled back if a transaction was left open.
+    When a unit misses its deadline the idle connections are closed too: they share the link
+    that just failed to answer, and a new connection proves it works (or fails within the
+    connect timeout) instead of each request finding out on a stalled one.
     """
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        size: int,
+        timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
+        application_name: str = "runlater",
+    ) -> None:
         self.dsn = dsn
         self.size = size
+        self.timeouts = timeouts
+        self.application_name = application_name
         self._slots = trio.Semaphore(size)
         self._idle: list[tuple[asyncpg.Connection, float]] = []  # (connection, idle since)
         self._open = 0
@@ -122,15 +218,19 @@ class Pool:
     def get_idle_size(self) -> int:
         return len(self._idle)
 
+    def in_use(self) -> int:
+        """Connections checked out right now."""
+        return self.size - self._slots.value
+
     async def checkout(self) -> asyncpg.Connection:
         try:
             self._slots.acquire_nowait()
         except trio.WouldBlock:
-            with trio.move_on_after(CONNECT_TIMEOUT_S) as waited:
+            with trio.move_on_after(self.timeouts.connect_s) as waited:
                 await self._slots.acquire()
             if waited.cancelled_caught:
                 raise StoreUnavailable(
-                    f"database unavailable: no connection free within {CONNECT_TIMEOUT_S} s"
+                    f"database unavailable: no connection free within {self.timeouts.connect_s:g} s"
                 ) from None
         try:
             return await self._take()
@@ -151,11 +251,9 @@ class Pool:
             self._open -= 1
         self._open += 1
         try:
-            return await trio_asyncio.aio_as_trio(_aio_connect)(self.dsn)
-        except BaseException as exc:
+            return await _open(self.dsn, self.timeouts, self.application_name)
+        except BaseException:
             self._open -= 1
-            if isinstance(exc, Exception):
-                raise translate(exc) from exc
             raise
 
     def checkin(self, conn: asyncpg.Connection) -> None:
@@ -165,6 +263,13 @@ class Pool:
         else:
             self._idle.append((conn, trio.current_time()))
         self._slots.release()
+
+    def discard_idle(self) -> None:
+        """Drop every idle connection at once (the link they share just stalled)."""
+        while self._idle:
+            conn, _ = self._idle.pop()
+            self._open -= 1
+            conn.terminate()
 
     async def _close(self, conn: asyncpg.Connection) -> None:
         self._open -= 1
@@ -181,35 +286,23 @@ class Pool:
             await self._close(self._idle.pop()[0])
 
 
-async def open_pool(dsn: str, size: int) -> Pool:
-    return Pool(dsn, size)
+async def open_pool(
+    dsn: str,
+    size: int,
+    timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
+    application_name: str = "runlater",
+) -> Pool:
+    return Pool(dsn, size, timeouts, application_name)
 
 
 async def close_pool(pool: Pool) -> None:
     await pool.close()
 
 
-async def _aio_run(conn: asyncpg.Connection, unit: Unit[T], args: tuple[Any, ...]) -> T:
-    try:
-        return await unit(conn, *args)
-    except Exception as exc:
-        mapped = translate(exc)
-        if isinstance(mapped, StoreUnavailable):
-            # A connection that failed mid-operation may be in a broken protocol state where
-            # tidying it waits forever: close it instead.
-            conn.terminate()
-        if mapped is exc:
-            raise
-        raise mapped from exc
-    finally:
-        await _tidy(conn)
-
-
 async def _tidy(conn: asyncpg.Connection) -> None:
     """What asyncpg's pool does on release, without its complaint through the loop's exception
     handler (which trio-asyncio raises into the loop): roll back a transaction the unit left
-    open (a statement still being cancelled is waited out first by asyncpg). No I/O unless
-    needed. A connection that cannot be tidied is terminated."""
+    open. No I/O unless needed. A connection that cannot be tidied is terminated."""
     if conn.is_closed():
         return
     if not conn.is_in_transaction() and conn._top_xact is None:  # type: ignore[attr-defined]
@@ -217,35 +310,103 @@ async def _tidy(conn: asyncpg.Connection) -> None:
     try:
         conn._top_xact = None  # type: ignore[attr-defined]
         await conn.execute("ROLLBACK")
-    except (Exception, asyncio.CancelledError):
+    except Exception:
         conn.terminate()
 
 
-async def run(pool: Pool, unit: Unit[T], *args: Any) -> T:
-    """Run ``unit(conn, *args)`` on a pooled connection in one crossing."""
+async def _aio_run(conn: asyncpg.Connection, unit: Unit[T], args: tuple[Any, ...], tidy: bool) -> T:
+    try:
+        try:
+            result = await unit(conn, *args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if _is_io_failure(exc):
+                # The connection failed mid-operation (I/O error, protocol state unknown):
+                # tidying it might wait forever, so drop it.
+                abandon(conn)
+            if tidy:
+                await _tidy(conn)
+            mapped = translate(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        if tidy:
+            await _tidy(conn)
+        return result
+    except asyncio.CancelledError:
+        # Cancelled (deadline or caller): finish now, whatever the link does.
+        abandon(conn)
+        raise
+
+
+def _is_io_failure(exc: BaseException) -> bool:
+    return isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.InternalClientError
+        | OSError
+        | TimeoutError
+        | asyncio.TimeoutError,
+    )
+
+
+async def cross(
+    conn: asyncpg.Connection,
+    unit: Unit[T],
+    *args: Any,
+    deadline_s: float,
+    tidy: bool = True,
+) -> T:
+    """Run ``unit(conn, *args)`` on a connection in hand, in one crossing, within
+    ``deadline_s`` (DeadlineExceeded when it passes; the connection is then dropped).
+    ``tidy``: roll back a transaction the unit left open (a request's transaction does not
+    want that: it ends its transaction itself)."""
+    with trio.move_on_after(deadline_s) as scope:
+        return await trio_asyncio.aio_as_trio(_aio_run)(conn, unit, args, tidy)
+    assert scope.cancelled_caught
+    raise DeadlineExceeded(f"database unavailable: no answer within {deadline_s:g} s")
+
+
+async def run(pool: Pool, unit: Unit[T], *args: Any, deadline_s: float | None = None) -> T:
+    """Run ``unit(conn, *args)`` on a pooled connection in one crossing, within ``deadline_s``
+    (default: the pool's ``unit_deadline_s``)."""
     conn = await pool.checkout()
     try:
-        return await trio_asyncio.aio_as_trio(_aio_run)(conn, unit, args)
+        return await cross(
+            conn, unit, *args, deadline_s=deadline_s or pool.timeouts.unit_deadline_s
+        )
+    except DeadlineExceeded:
+        pool.discard_idle()
+        raise
     finally:
         pool.checkin(conn)
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
-    """A dedicated connection (LISTEN needs one that the pool never resets)."""
-    try:
-        return await trio_asyncio.aio_as_trio(asyncpg.connect)(
-            dsn, timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S
-        )
-    except Exception as exc:
-        raise translate(exc) from exc
+async def connect(
+    dsn: str, timeouts: DbTimeouts = DEFAULT_TIMEOUTS, application_name: str = "runlater"
+) -> asyncpg.Connection:
+    """A dedicated connection (LISTEN needs one that the pool never resets), with the same
+    session limits as the pool's."""
+    return await _open(dsn, timeouts, application_name, init=False)
 
 
-async def call(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Await an asyncio-side coroutine function (e.g. a method of a dedicated connection)."""
-    try:
-        return await trio_asyncio.aio_as_trio(fn)(*args, **kwargs)
-    except Exception as exc:
-        mapped = translate(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+async def call(
+    fn: Callable[..., Awaitable[T]], *args: Any, deadline_s: float | None = None, **kwargs: Any
+) -> T:
+    """Await an asyncio-side coroutine function (e.g. a method of a dedicated connection),
+    within ``deadline_s`` when given (StoreUnavailable when it passes)."""
+
+    async def unit(_conn: None) -> T:
+        return await fn(*args, **kwargs)
+
+    with trio.move_on_after(deadline_s if deadline_s is not None else float("inf")) as scope:
+        try:
+            return await trio_asyncio.aio_as_trio(unit)(None)
+        except Exception as exc:
+            mapped = translate(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+    assert scope.cancelled_caught
+    raise DeadlineExceeded(f"database unavailable: no answer within {deadline_s:g} s")

@@ -14,6 +14,11 @@ import asyncpg
 
 _FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
 _LOCK_KEY = 7_141_001  # arbitrary, constant: "runlater migrations"
+# A migration may rewrite a large table: no statement limit. It may wait for locks that
+# running nodes hold, but not for ever (it is retried; meanwhile nothing queues behind it
+# for longer than this).
+MIGRATION_LOCK_TIMEOUT = "60s"
+MIGRATION_DEADLINE_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,8 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
     """Unit of work: apply what is missing; returns the versions applied now."""
     applied_now: list[int] = []
     async with conn.transaction():
+        await conn.execute("set local statement_timeout = 0")
+        await conn.execute(f"set local lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'")
         await conn.execute("select pg_advisory_xact_lock($1)", _LOCK_KEY)
         await conn.execute(
             "create table if not exists schema_migrations ("

@@ -14,10 +14,11 @@ from uuid import UUID
 import asyncpg
 
 from runlater.errors import Conflict, NotFound
+from runlater.store import bridge
 from runlater.store.access import AccessStore
 from runlater.store.base import fetch, fetchrow, fetchval, row
 from runlater.store.bulk import BulkStore
-from runlater.store.migrate import apply_migrations
+from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
 from runlater.store.queries import Q
 from runlater.store.queues import QueueStore
 from runlater.store.records import (
@@ -136,7 +137,7 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
 
     async def migrate(self) -> list[int]:
         """Apply missing migrations, then write ``runlater.plans`` into the plans table."""
-        applied = await self._run(apply_migrations)
+        applied = await bridge.run(self._pool, apply_migrations, deadline_s=MIGRATION_DEADLINE_S)
         await self.sync_plans()
         return applied
 
@@ -322,28 +323,7 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
     async def get_callback_for_execution(self, org_id: UUID, execution_id: UUID) -> Row | None:
         return await self._run(fetchrow, Q.get_callback_for_execution, org_id, execution_id)
 
-    # -- idempotency keys
-
-    async def claim_idempotency_key(
-        self, org_id: UUID, key: str, method: str, path: str, request_hash: str
-    ) -> Row | None:
-        """Claim (org, key) for a request: None when claimed (new, or its record was older
-        than 24 h), else the live record someone else holds (in progress or done)."""
-        for _ in range(5):
-            claimed = await self._run(
-                fetchval, Q.claim_idempotency_key, org_id, key, method, path, request_hash
-            )
-            if claimed:
-                return None
-            row = await self._run(fetchrow, Q.get_idempotency_key, org_id, key)
-            if row is not None:
-                return row
-            # The holder released it (its request failed) between the two statements: again.
-        raise Conflict("idempotency key is contended")
-
-    async def release_idempotency_key(self, org_id: UUID, key: str) -> None:
-        """Forget an in-progress key (its request failed), so the client may retry it."""
-        await self._run(fetchval, Q.release_idempotency_key, org_id, key)
+    # -- idempotency keys (taken and answered in the request's transaction: transaction.py)
 
     async def purge_idempotency_keys(self, limit: int = 10_000) -> int:
         """Delete up to ``limit`` records older than 24 h; returns how many."""
@@ -362,9 +342,10 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
 
     # -- scheduler
 
-    async def next_cron_due(self) -> datetime | None:
-        """When the earliest enabled cron task is next due (None when there is none)."""
-        return await self._run(fetchval, Q.next_cron_due)
+    async def next_cron_due(self, skipping: Sequence[UUID] = ()) -> datetime | None:
+        """When the earliest enabled cron task is next due (None when there is none), leaving
+        out the tasks in ``skipping``."""
+        return await self._run(fetchval, Q.next_cron_due, list(skipping))
 
     async def due_cron_tasks(self, now: datetime, limit: int) -> list[DueCronTask]:
         rows = await self._run(fetch, Q.due_cron_tasks, now, limit)
@@ -389,4 +370,4 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
             run_at,
             run_status,
         )
-        return AdvanceResult(row["advanced"], row["created"], row["missed"])
+        return AdvanceResult(row["advanced"], row["created"], row["missed"], tuple(row["skipped"]))

@@ -54,6 +54,7 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class DueCronTask:
     id: UUID
+    organization_id: UUID
     cron_expression: str
     timezone: str
     next_run_at: datetime
@@ -75,6 +76,9 @@ class AdvanceResult:
     advanced: int
     created: int
     missed: int
+    # Due tasks whose row another transaction held (a PATCH in flight, perhaps on a node that
+    # is partitioned): not waited for; they are due again at the next pass.
+    skipped: tuple[UUID, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

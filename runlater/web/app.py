@@ -7,7 +7,6 @@ from typing import Any
 
 from quart import Blueprint, jsonify, request
 from quart_schema import document_response
-from quart_trio import QuartTrio
 from quart_trio.wrappers import TrioRequest
 from werkzeug.exceptions import HTTPException
 
@@ -15,10 +14,17 @@ from runlater import __version__
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
-from runlater.errors import LimitExceeded, NotFound, StoreError, StoreUnavailable
+from runlater.errors import (
+    LimitExceeded,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+    TransientConflict,
+)
 from runlater.schemas.common import Health
 from runlater.store.postgres import Store
-from runlater.web import auth, idempotency, openapi, ratelimit
+from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
+from runlater.web import auth, openapi, ratelimit, transaction
 from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
 from runlater.web.errors import ApiError, error_response
 
@@ -49,9 +55,9 @@ def _size(limit: int) -> str:
 
 def create_app(
     store: Store, settings: Settings, clock: Clock, resolver: Resolver | None = None
-) -> QuartTrio:
+) -> transaction.RunlaterApp:
     """``resolver``: how URL checks resolve names (tests inject answers; default: the system)."""
-    app = QuartTrio("runlater")
+    app = transaction.RunlaterApp("runlater")
     app.config.update(
         RESOLVER=resolver,
         STORE=store,
@@ -81,11 +87,12 @@ def create_app(
     api.before_request(limits.check_client)
     api.before_request(auth.authenticate)
     api.before_request(limits.check_key)
-    api.before_request(idempotency.begin)
+    # One transaction per mutating call: its changes, audit entry and Idempotency-Key
+    # answer commit together in ``transaction.end``, the app's last after_request hook.
+    api.before_request(transaction.begin)
     api.after_request(auth.forget_on_revoke)
-    api.after_request(idempotency.finish)
-    api.teardown_request(idempotency.abandon)
     api.after_request(audit.record)
+    app.after_request(transaction.end)
     api.register_blueprint(batch.bp)
     api.register_blueprint(tasks.bp)
     api.register_blueprint(sync.bp)
@@ -125,12 +132,25 @@ def create_app(
     @app.errorhandler(StoreUnavailable)
     async def unavailable(exc: StoreUnavailable) -> Any:
         log.warning("request failed: database unavailable error=%s", exc)
+        return transaction.unavailable()
+
+    @app.errorhandler(TransientConflict)
+    async def busy(exc: TransientConflict) -> Any:
+        # A row this request needs is locked by another transaction for longer than the
+        # database's lock_timeout (or a deadlock was broken): nothing was changed.
+        log.warning("request failed: row busy error=%s", exc)
         return error_response(
             503,
             "unavailable",
-            "the database is unavailable, try again",
-            headers={"Retry-After": RETRY_AFTER_S},
+            "the resource is being changed by another request; try again",
+            headers={"Retry-After": "1"},
         )
+
+    @app.errorhandler(KeyInProgress)
+    @app.errorhandler(KeyMismatch)
+    @app.errorhandler(KeyReplay)
+    async def idempotency_key(exc: KeyInProgress | KeyMismatch | KeyReplay) -> Any:
+        return transaction.key_error_response(exc)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:

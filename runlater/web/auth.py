@@ -23,6 +23,7 @@ from runlater import apikeys
 from runlater.store.records import ApiKeyOwner
 from runlater.web.errors import ApiError
 from runlater.web.ratelimit import Seconds
+from runlater.web.transaction import after_commit
 
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
 KEY_CACHE_TTL_S = 1.0
@@ -100,10 +101,12 @@ async def authenticate() -> None:
 
 
 async def forget_on_revoke(response: Response) -> Response:
-    """``after_request`` hook: a key revoked through this node stops working here at once."""
+    """``after_request`` hook: a key revoked through this node stops working here at once
+    (once the revocation is committed: a lookup between a clear and the commit would put
+    the key back into the cache)."""
     if request.endpoint == REVOKE_ENDPOINT and response.status_code < 300:
         cache: ApiKeyCache = current_app.config["API_KEY_CACHE"]
-        cache.clear()
+        after_commit(cache.clear)
     return response
 
 

@@ -22,7 +22,6 @@ from quart_trio import QuartTrio
 from runlater.clock import ManualClock
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
-from runlater.web.idempotency import request_hash
 from tests.contract.conftest import SETTINGS, Client, Reply
 from tests.contract.server import EveryNameResolver
 from tests.contract.spec_tools import (
@@ -32,6 +31,7 @@ from tests.contract.spec_tools import (
     resolve,
 )
 from tests.helpers.factories import make_org
+from tests.helpers.keys import key_in_progress
 
 TARGET = "http://127.0.0.1:9999/never"  # a task that only needs to exist
 UNREACHABLE_DSN = "postgresql://runlater:x@127.0.0.1:1/nope"
@@ -86,11 +86,8 @@ async def produce(code: str, alice: Client, store: Store, clock: ManualClock) ->
     elif code == "idempotency_conflict":
         body = json.dumps({"url": TARGET}).encode()
         assert alice.org_id is not None
-        held = await store.claim_idempotency_key(
-            alice.org_id, "held", "POST", TASKS, request_hash("POST", TASKS, body)
-        )
-        assert held is None  # claimed: "still in progress"
-        reply = await alice.call("POST", TASKS, data=body, headers={"Idempotency-Key": "held"})
+        async with key_in_progress(store, alice.org_id, "held", "POST", TASKS, body):
+            reply = await alice.call("POST", TASKS, data=body, headers={"Idempotency-Key": "held"})
     elif code == "payload_too_large":
         huge = json.dumps({"url": TARGET, "body": "x" * (256 * 1024)}).encode()
         reply = await alice.call("POST", TASKS, data=huge)

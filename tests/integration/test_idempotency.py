@@ -12,8 +12,8 @@ from runlater.clock import SystemClock
 from runlater.config import Settings
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
-from runlater.web.idempotency import request_hash
 from tests.helpers.factories import make_org
+from tests.helpers.keys import key_in_progress
 
 TASK = {"url": "http://127.0.0.1:9999/x", "delay": "1h"}
 
@@ -169,19 +169,16 @@ async def test_key_length_is_checked(store: Store) -> None:
     assert await _count_tasks(store, org_id) == 1
 
 
-async def test_an_in_progress_key_is_a_conflict_until_released(store: Store) -> None:
+async def test_an_in_progress_key_is_a_conflict_until_its_request_ends(store: Store) -> None:
+    """While another request's transaction holds the key: 409. Once it ends (here: rolled
+    back, as a failed request's is), the key is free at once — nothing is left "in progress"."""
     org_id, key = await make_org(store)
     client = _client(store)
-    fingerprint_args = (org_id, "held", "POST", "/api/v1/tasks")
     body = json.dumps(TASK).encode()
-    claimed = await store.claim_idempotency_key(
-        *fingerprint_args, request_hash("POST", "/api/v1/tasks", body)
-    )
-    assert claimed is None
-    status, answer = await _post(client, key, "held")
-    assert status == 409
-    assert json.loads(answer)["error"]["code"] == "idempotency_conflict"
-    await store.release_idempotency_key(org_id, "held")
+    async with key_in_progress(store, org_id, "held", "POST", "/api/v1/tasks", body):
+        status, answer = await _post(client, key, "held")
+        assert status == 409
+        assert json.loads(answer)["error"]["code"] == "idempotency_conflict"
     assert (await _post(client, key, "held"))[0] == 202
     assert await _count_tasks(store, org_id) == 1
 

@@ -9,6 +9,7 @@ import trio
 
 from runlater.errors import StoreUnavailable
 from runlater.store import bridge
+from runlater.store.session import DbTimeouts
 
 
 async def _pid(conn: asyncpg.Connection) -> int:
@@ -36,10 +37,9 @@ async def test_connections_are_bounded_and_reused(aio_loop: object, database_url
 
 
 async def test_waiting_too_long_for_a_connection_is_unavailable(
-    aio_loop: object, database_url: str, monkeypatch: pytest.MonkeyPatch
+    aio_loop: object, database_url: str
 ) -> None:
-    monkeypatch.setattr(bridge, "CONNECT_TIMEOUT_S", 0.2)
-    pool = await bridge.open_pool(database_url, 1)
+    pool = await bridge.open_pool(database_url, 1, DbTimeouts(connect_s=0.2))
     try:
         held = await pool.checkout()  # the only connection
         started = trio.current_time()

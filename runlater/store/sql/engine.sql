@@ -234,7 +234,7 @@ returning holder, extract(epoch from (expires_at - now()))::float8 as valid_for_
 delete from leader_leases where name = $1 and holder = $2
 
 -- name: due_cron_tasks
-select t.id, t.cron_expression, t.timezone, t.next_run_at, t.interval_minutes
+select t.id, t.organization_id, t.cron_expression, t.timezone, t.next_run_at, t.interval_minutes
 from tasks t
 where t.schedule_type = 'cron' and t.enabled and t.deleted_at is null
   and t.next_run_at <= $1
@@ -242,19 +242,32 @@ order by t.next_run_at
 limit $2
 
 -- name: next_cron_due
+-- Leaving out $1, the tasks skipped in the last pass because their rows were locked.
 select min(next_run_at) from tasks
-where schedule_type = 'cron' and enabled and deleted_at is null
+where schedule_type = 'cron' and enabled and deleted_at is null and id <> all($1::uuid[])
 
 -- name: advance_cron_tasks
 -- Compare-and-set next_run_at, and insert the runs of the tasks whose CAS won, in one
--- statement. The unique (task_id, scheduled_for) index makes a repeat a no-op.
-with moved as (
+-- statement. The unique (task_id, scheduled_for) index makes a repeat a no-op. A task row that
+-- another transaction holds (an API request changing it, maybe on a node that is partitioned
+-- right now) is skipped, not waited for: the leader's pass over every organization's tasks
+-- never queues behind one session; the skipped ones come back in the next pass.
+with due as (
+    select a.id, a.old_next, a.new_next
+    from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as a(id, old_next, new_next)
+    join tasks t on t.id = a.id and t.next_run_at = a.old_next
+    where t.enabled and t.deleted_at is null
+), locked as (
+    select t.id
+    from tasks t
+    where t.id in (select id from due)
+    for update of t skip locked
+), moved as (
     update tasks t
-    set next_run_at = a.new_next
-    from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as a(id, old_next, new_next),
-         organizations o
-    where t.id = a.id and t.next_run_at = a.old_next and o.id = t.organization_id
-      and t.enabled and t.deleted_at is null
+    set next_run_at = d.new_next
+    from due d, locked l, organizations o
+    where t.id = d.id and l.id = d.id and t.next_run_at = d.old_next
+      and o.id = t.organization_id and t.enabled and t.deleted_at is null
     returning t.id, t.organization_id, t.host,
               execution_priority(o.tier, t.interval_minutes) as priority
 ), inserted as (
@@ -273,6 +286,7 @@ with moved as (
 select (select count(*) from moved) as advanced,
        (select count(*) from inserted where status = 'pending') as created,
        (select count(*) from inserted where status = 'missed') as missed,
+       array(select d.id from due d where d.id not in (select id from locked)) as skipped,
        (select count(*) from (select pg_notify('runlater_executions', '')
                               from inserted where status = 'pending' limit 1) n) as notified
 

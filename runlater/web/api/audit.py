@@ -1,9 +1,8 @@
 """The audit log: every successful mutating API call, and ``GET /api/v1/audit-log``.
 
-Entries are written after the response is made and before it is sent; calls that finish
-together share one insert (``runlater/web/audit_writer.py``). If the insert fails the call
-still answers as it would have — the change itself is already committed, and turning it into
-an error would invite a retry that repeats it — and the failure is logged.
+The entry is written in the request's own transaction, with the change it records
+(``runlater/web/transaction.py``): an accepted change always has its entry, and an entry
+never records a change that did not happen.
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ from quart_schema import document_querystring, document_response
 
 from runlater.schemas.audit import AuditEntry
 from runlater.schemas.common import Page, PageQuery
-from runlater.store.access import AuditRecord
+from runlater.store.transaction import AuditRecord
 from runlater.web import serialize
 from runlater.web.api.common import page, pagination
-from runlater.web.audit_writer import AuditWriter
 from runlater.web.auth import org_id
 
 log = logging.getLogger("runlater.web.audit")
@@ -51,21 +49,15 @@ async def record(response: Response) -> Response:
     if g.get("idempotency_replayed"):  # the first response was audited; nothing changed now
         return response
     rule = request.url_rule.rule if request.url_rule is not None else request.path
-    writer = current_app.config.get("AUDIT_WRITER")
-    if writer is None:
-        writer = current_app.config["AUDIT_WRITER"] = AuditWriter(current_app.config["STORE"])
-    # Committed (or its failure logged) before the response goes out; concurrent calls share
-    # one INSERT (runlater/web/audit_writer.py).
-    await writer.write(
-        AuditRecord(
-            g.org_id,
-            "api_key",
-            g.get("api_key_id"),
-            f"{request.method} {rule}",
-            await _resource_id(response),
-            response.status_code,
-            request.remote_addr,
-        )
+    # Written by the request's transaction when it commits (runlater/web/transaction.py).
+    g.audit_entry = AuditRecord(
+        g.org_id,
+        "api_key",
+        g.get("api_key_id"),
+        f"{request.method} {rule}",
+        await _resource_id(response),
+        response.status_code,
+        request.remote_addr,
     )
     return response
 
