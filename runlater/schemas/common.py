@@ -68,7 +68,17 @@ class PageQuery(BaseModel):
 
 
 class Health(BaseModel):
-    """``ok``/``connected``, or ``error``/``unreachable`` with 503 when Postgres is gone."""
+    """Liveness: the process answers (always 200). ``database`` is the last readiness probe's
+    answer, reported without waiting: ``connected``, ``unreachable``, or ``unknown`` before the
+    first probe."""
+
+    status: str = Field(examples=["ok"])
+    database: str = Field(examples=["connected"])
+
+
+class Readiness(BaseModel):
+    """Readiness: ``ok``/``connected`` when the database answered within its deadline (1 s in
+    all), else ``error``/``unreachable`` with 503."""
 
     status: str = Field(examples=["ok"])
     database: str = Field(examples=["connected"])

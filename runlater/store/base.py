@@ -12,6 +12,7 @@ import asyncpg
 
 from runlater.errors import NotFound
 from runlater.store import bridge, transaction
+from runlater.store.readiness import ReadinessProbe
 from runlater.store.records import Row
 from runlater.store.session import DEFAULT_TIMEOUTS, DbTimeouts
 
@@ -41,6 +42,7 @@ class StoreBase:
     def __init__(self, pool: bridge.Pool, dsn: str) -> None:
         self._pool = pool
         self.dsn = dsn
+        self._readiness = ReadinessProbe(dsn, pool.timeouts, f"{pool.application_name} readiness")
 
     @property
     def timeouts(self) -> DbTimeouts:
@@ -64,7 +66,18 @@ class StoreBase:
         return cls(await bridge.open_pool(dsn, pool_size, timeouts, application_name), dsn)
 
     async def close(self) -> None:
+        self._readiness.close()
         await bridge.close_pool(self._pool)
+
+    async def ready(self, deadline_s: float) -> bool:
+        """Whether the database answers within ``deadline_s``, asked on a connection of its
+        own (never behind the pool's traffic): ``readiness.py``."""
+        return await self._readiness.check(deadline_s)
+
+    @property
+    def last_ready(self) -> bool | None:
+        """The last readiness answer (None: never asked)."""
+        return self._readiness.last_ok
 
     async def _run(self, unit: Any, *args: Any) -> Any:
         """Run ``unit(conn, *args)`` on the asyncio side in one crossing: inside the current

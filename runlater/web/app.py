@@ -1,4 +1,5 @@
-"""The quart-trio application: REST API under ``/api/v1``, ``/health`` at the root."""
+"""The quart-trio application: REST API under ``/api/v1``; ``/health`` (liveness) and
+``/health/ready`` (readiness) at the root."""
 
 from __future__ import annotations
 
@@ -17,11 +18,10 @@ from runlater.delivery.resolver import Resolver
 from runlater.errors import (
     LimitExceeded,
     NotFound,
-    StoreError,
     StoreUnavailable,
     TransientConflict,
 )
-from runlater.schemas.common import Health
+from runlater.schemas.common import Health, Readiness
 from runlater.store.postgres import Store
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
 from runlater.web import auth, openapi, ratelimit, transaction
@@ -35,6 +35,8 @@ LARGE_REQUEST_BYTES = 8 * 1024 * 1024
 # (method, path) of the routes whose requests may be up to 8 MiB (api.md).
 LARGE_REQUEST_ROUTES = frozenset({("POST", "/api/v1/tasks/batch"), ("PUT", "/api/v1/sync")})
 RETRY_AFTER_S = "5"
+# /health/ready answers within a second: the probe gets this, the rest is HTTP.
+READY_DEADLINE_S = 0.8
 
 
 class SizedRequest(TrioRequest):
@@ -106,16 +108,25 @@ def create_app(
     @app.get("/health")
     @openapi.public
     @document_response(Health, 200)
-    @document_response(Health, 503)
     async def health() -> Any:
-        """Liveness and database reachability."""
-        try:
-            await store.ping()
-        except StoreError:
-            response = jsonify({"status": "error", "database": "unreachable"})
-            response.headers["Retry-After"] = RETRY_AFTER_S
-            return response, 503
-        return jsonify({"status": "ok", "database": "connected"})
+        """Liveness: the process answers. Never waits for the database; ``database`` is what
+        the last readiness probe found (``/health/ready`` asks it now)."""
+        last = store.last_ready
+        database = "unknown" if last is None else "connected" if last else "unreachable"
+        return jsonify({"status": "ok", "database": database})
+
+    @app.get("/health/ready")
+    @openapi.public
+    @document_response(Readiness, 200)
+    @document_response(Readiness, 503)
+    async def ready() -> Any:
+        """Readiness: the database answers within the deadline (on a connection of its own,
+        never queued behind API traffic), else 503 — within a second either way."""
+        if await store.ready(READY_DEADLINE_S):
+            return jsonify({"status": "ok", "database": "connected"})
+        response = jsonify({"status": "error", "database": "unreachable"})
+        response.headers["Retry-After"] = RETRY_AFTER_S
+        return response, 503
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Any:

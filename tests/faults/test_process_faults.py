@@ -81,7 +81,8 @@ def test_sigkilled_node_loses_nothing(database_url: str) -> None:
 
 def test_postgres_down_for_10_seconds_under_load() -> None:
     """Postgres stops for 10 s while tasks are being created: the API answers 503 (never 500),
-    /health answers 503, the node does not die, and every accepted task is delivered."""
+    /health/ready answers 503 (and /health, the liveness check, stays 200 while reporting it),
+    the node does not die, and every accepted task is delivered."""
     cluster = create_throwaway_cluster()
     env = base_env(RUNLATER_DATABASE_URL=cluster.dsn, RUNLATER_RESTART_MAX="1000")
     sink = SinkProcess()
@@ -118,17 +119,20 @@ def test_postgres_down_for_10_seconds_under_load() -> None:
         cluster.stop()
         down_since = time.monotonic()
         health = wait_until(
-            lambda: httpx.get(node.url + "/health", timeout=5).status_code == 503,
+            lambda: httpx.get(node.url + "/health/ready", timeout=5).status_code == 503,
             5,
-            "/health to report the outage",
+            "/health/ready to report the outage",
         )
         assert health
-        body = httpx.get(node.url + "/health", timeout=5).json()
+        body = httpx.get(node.url + "/health/ready", timeout=5).json()
         assert body == {"status": "error", "database": "unreachable"}
+        live = httpx.get(node.url + "/health", timeout=5)
+        assert live.status_code == 200
+        assert live.json() == {"status": "ok", "database": "unreachable"}
         time.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
         cluster.start()
         wait_until(
-            lambda: httpx.get(node.url + "/health", timeout=5).status_code == 200,
+            lambda: httpx.get(node.url + "/health/ready", timeout=5).status_code == 200,
             30,
             "the node to reconnect",
         )

@@ -88,7 +88,7 @@ class Serve:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"node exited early ({self.proc.returncode}):\n{self.output()}")
         try:
-            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+            return httpx.get(self.url + "/health/ready", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 

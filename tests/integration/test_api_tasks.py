@@ -1186,16 +1186,28 @@ async def test_execution_detail_before_delivery(api: Api) -> None:
 # ----------------------------------------------------------------------------------- /health
 
 
-async def test_health_ok(app: QuartTrio) -> None:
-    reply = await Api(app, None).get("/health")
+async def test_health_is_liveness_and_reports_the_last_readiness_answer(app: QuartTrio) -> None:
+    api = Api(app, None)
+    assert (await api.get("/health")).body == {"status": "ok", "database": "unknown"}
+    ready = await api.get("/health/ready")
+    assert ready.status == 200
+    assert ready.body == {"status": "ok", "database": "connected"}
+    reply = await api.get("/health")
     assert reply.status == 200
     assert reply.body == {"status": "ok", "database": "connected"}
 
 
 async def test_health_when_the_database_is_unreachable(dead_app: QuartTrio) -> None:
-    reply = await Api(dead_app, None).get("/health")
-    assert reply.status == 503
-    assert reply.body == {"status": "error", "database": "unreachable"}
+    """Liveness stays 200 (the process is fine: restarting it would not bring the database
+    back); readiness answers 503, and liveness then reports what readiness found."""
+    api = Api(dead_app, None)
+    ready = await api.get("/health/ready")
+    assert ready.status == 503
+    assert ready.body == {"status": "error", "database": "unreachable"}
+    assert ready.headers["Retry-After"] == "5"
+    reply = await api.get("/health")
+    assert reply.status == 200
+    assert reply.body == {"status": "ok", "database": "unreachable"}
 
 
 @pytest.mark.parametrize(
