@@ -21,9 +21,10 @@ Driver errors are translated here into ``runlater.errors`` types, the original a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -102,10 +103,13 @@ async def _aio_connect(
     dsn: str, timeouts: DbTimeouts, application_name: str, init: bool
 ) -> asyncpg.Connection:
     # No command_timeout: asyncpg would arm an asyncio timer per statement (see session.py).
+    # No statement lifetime either: each cached statement would arm a 300 s timer holding
+    # the context (the request) that prepared it; the named queries are few and fixed.
     conn = await asyncpg.connect(
         dsn,
         timeout=timeouts.connect_s,
         command_timeout=None,
+        max_cached_statement_lifetime=0,
         server_settings=timeouts.server_settings(application_name),
     )
     try:
@@ -175,6 +179,27 @@ def abandon(conn: asyncpg.Connection) -> None:
     task = asyncio.get_running_loop().create_task(_send_cancel_request(*target))
     _cancel_requests.add(task)
     task.add_done_callback(_cancel_requests.discard)
+
+
+@contextlib.asynccontextmanager
+async def transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """``conn.transaction()`` for units of work (a savepoint inside a request's transaction),
+    except that a cancellation does no I/O: asyncpg's own context manager sends a ROLLBACK when
+    cancelled, and on a stalled link that waits as long as the stall — the deadline that
+    cancelled the unit would not bound it. Here the connection is dropped instead, which rolls
+    the transaction back on the server."""
+    tr = conn.transaction()
+    await tr.start()
+    try:
+        yield
+    except asyncio.CancelledError:
+        abandon(conn)
+        raise
+    except BaseException:
+        if not conn.is_closed():
+            await tr.rollback()
+        raise
+    await tr.commit()
 
 
 class Pool:

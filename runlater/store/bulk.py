@@ -15,6 +15,7 @@ from uuid import UUID
 import asyncpg
 
 from runlater.errors import NotFound
+from runlater.store import bridge
 from runlater.store.base import StoreBase, fetchrow
 from runlater.store.queries import Q
 from runlater.store.records import Row
@@ -109,7 +110,7 @@ async def _sync_tasks(
     dry_run: bool,
 ) -> TaskSyncResult:
     try:
-        async with conn.transaction():
+        async with bridge.transaction(conn):
             result = await _apply_task_sync(conn, org_id, names, decide, delete_removed)
             if dry_run:
                 raise _DryRun(result)

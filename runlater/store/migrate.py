@@ -12,6 +12,8 @@ from importlib import resources
 
 import asyncpg
 
+from runlater.store import bridge
+
 _FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
 _LOCK_KEY = 7_141_001  # arbitrary, constant: "runlater migrations"
 # A migration may rewrite a large table: no statement limit. It may wait for locks that
@@ -43,7 +45,7 @@ def available() -> list[Migration]:
 async def apply_migrations(conn: asyncpg.Connection) -> list[int]:
     """Unit of work: apply what is missing; returns the versions applied now."""
     applied_now: list[int] = []
-    async with conn.transaction():
+    async with bridge.transaction(conn):
         await conn.execute("set local statement_timeout = 0")
         await conn.execute(f"set local lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'")
         await conn.execute("select pg_advisory_xact_lock($1)", _LOCK_KEY)

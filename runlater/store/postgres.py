@@ -58,7 +58,7 @@ async def _claim_callbacks(conn: asyncpg.Connection, limit: int, lease_s: float)
 
 async def _retry_execution(conn: asyncpg.Connection, org_id: UUID, execution_id: UUID) -> Row:
     """One more attempt of a failed execution, in the same retry chain (same webhook-id)."""
-    async with conn.transaction():
+    async with bridge.transaction(conn):
         source = await conn.fetchrow(Q.get_execution_for_retry, org_id, execution_id)
         if source is None:
             raise NotFound("execution not found")
@@ -87,7 +87,7 @@ async def _update_task(
     conn: asyncpg.Connection, org_id: UUID, task_id: UUID, plan: Any
 ) -> Row | None:
     """Lock the task, let ``plan(current_row) -> changes`` decide, write — one transaction."""
-    async with conn.transaction():
+    async with bridge.transaction(conn):
         current = await conn.fetchrow(Q.get_task_for_update, org_id, task_id)
         if current is None:
             return None
@@ -113,7 +113,7 @@ async def _bootstrap(
     key_id: str,
     key_hash: str,
 ) -> tuple[Row, bool]:
-    async with conn.transaction():
+    async with bridge.transaction(conn):
         org = await conn.fetchrow(Q.find_organization_by_name, org_name)
         created = org is None
         if created:

@@ -315,6 +315,6 @@ class RequestTransaction:
         self._state = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            if conn.is_in_transaction() and not conn.is_closed():
+            if not conn.is_closed() and conn.is_in_transaction():
                 conn.terminate()  # never hand a connection with an open transaction back
             self.pool.checkin(conn)

@@ -103,7 +103,7 @@ select u.id, (select count(*) from n) as notified from updated u
 select id, schedule_type, cron_expression, timezone, next_run_at, enabled
 from tasks
 where organization_id = $1 and id = $2 and deleted_at is null
-for update
+for no key update
 
 -- name: delete_tasks
 -- Soft-delete the organization's live tasks with ids $2 and cancel their pending executions
