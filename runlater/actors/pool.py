@@ -67,44 +67,84 @@ class Recorder:
         return batch
 
     async def write(self, batch: list[Outcome]) -> None:
+        """Record ``batch`` (``in_hand`` holds what is taken and not yet written)."""
         self.in_hand = batch
         await self.store.complete(batch)
         self.in_hand = []
-        for outcome in batch:
+        self._recorded(batch)
+
+    def _recorded(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
             self.unrecorded.pop(outcome.execution_id, None)
 
     async def run(self) -> None:
-        backoff = Backoff()
         async for first in self.outcomes:
-            batch = self._take_available(first)
-            while True:
-                try:
-                    await self.write(batch)
-                    backoff.reset()
-                    break
-                except StoreUnavailable as exc:
-                    log.warning("actor=pool recorder waiting for database error=%s", exc)
-                    await backoff.wait()
-                except StoreError as exc:
-                    log.error("actor=pool recorder batch refused, writing one by one error=%s", exc)
-                    await self._write_each(batch)
-                    break
+            await self._record(self._take_available(first))
+
+    async def _record(self, batch: list[Outcome]) -> None:
+        """Write ``batch``, waiting out an unavailable database. A batch that meets a lock
+        (another organization's row held by a transaction in flight, perhaps of a node that
+        vanished) is written one organization at a time; those still locked are tried again
+        after a backoff, together with whatever arrived meanwhile — one held row never stalls
+        every organization's outcomes for longer than a lock timeout."""
+        backoff = Backoff()
+        while batch:
+            try:
+                await self.write(batch)
+                return
+            except StoreUnavailable as exc:
+                log.warning("actor=pool recorder waiting for database error=%s", exc)
+            except TransientConflict as exc:
+                log.warning("actor=pool recorder batch met a lock error=%s", exc)
+                batch = await self._write_by_organization(batch)
+                if not batch:
+                    return
+            except StoreError as exc:
+                log.error("actor=pool recorder batch refused, writing one by one error=%s", exc)
+                await self._write_each(batch)
+                return
+            await backoff.wait()
+            batch = batch + self._take_available(None)
+            self.in_hand = batch
+
+    async def _write_by_organization(self, batch: list[Outcome]) -> list[Outcome]:
+        """Write each organization's outcomes on their own; returns those still locked."""
+        groups: dict[UUID | None, list[Outcome]] = {}
+        for outcome in batch:
+            groups.setdefault(outcome.organization_id, []).append(outcome)
+        left = list(batch)
+        blocked: list[Outcome] = []
+        for group in groups.values():
+            try:
+                await self.store.complete(group)
+            except TransientConflict:
+                blocked.extend(group)
+                continue
+            self._recorded(group)
+            written = {o.execution_id for o in group}
+            left = [o for o in left if o.execution_id not in written]
+            self.in_hand = left
+        return blocked
 
     async def _write_each(self, batch: list[Outcome]) -> None:
         """Isolate a poisonous outcome: the others are recorded; a refused one stays leased
         and is rescued after its lease expires."""
+        self.in_hand = list(batch)
         for outcome in batch:
             try:
-                await self.write([outcome])
-            except StoreUnavailable:
+                await self.store.complete([outcome])
+            except (StoreUnavailable, TransientConflict):
                 raise
             except StoreError as exc:
-                self.in_hand = []
                 log.error(
                     "actor=pool recorder could not record execution=%s error=%s",
                     outcome.execution_id,
                     exc,
                 )
+                self.unrecorded.pop(outcome.execution_id, None)  # the rescuer takes it over
+            else:
+                self._recorded([outcome])
+            self.in_hand = self.in_hand[1:]
 
     async def flush_remaining(self) -> None:
         """Write what a crash or shutdown interrupted: the batch in hand and the queue."""
@@ -258,7 +298,9 @@ class PoolManager:
             self.workers -= 1
 
     async def _hand_back(self, recorder: Recorder) -> None:
-        """Write finished outcomes and release unfinished leases, briefly and shielded."""
+        """Write finished outcomes and release unfinished leases, briefly and shielded. What
+        cannot be handed back is left to the rescuer (its leases expire); either way this
+        instance forgets it, so a restart starts with every slot free."""
         with trio.move_on_after(SHUTDOWN_FLUSH_S) as scope:
             scope.shield = True
             try:
@@ -268,7 +310,7 @@ class PoolManager:
                 if released:
                     await self.store.notify_executions()
                     log.info("actor=pool released unfinished leases count=%d", released)
-                self._unrecorded.clear()
-                self._in_flight.clear()
             except StoreError as exc:
                 log.warning("actor=pool could not hand back leases (rescuer will) error=%s", exc)
+        self._unrecorded.clear()
+        self._in_flight.clear()

@@ -39,6 +39,7 @@ def outcome_of(
     return Outcome(
         execution_id=claimed.id,
         lease_token=claimed.lease_token,
+        organization_id=claimed.organization_id,
         status=attempt.status,
         status_code=attempt.status_code,
         duration_ms=attempt.duration_ms,

@@ -49,6 +49,8 @@ class Outcome:
     request_url: str | None = None
     request_body: str | None = None
     retry_after_s: float | None = None  # the target's Retry-After, for per-host backoff
+    # Whose execution: a batch that meets a lock is retried one organization at a time.
+    organization_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
