@@ -54,6 +54,10 @@ def _aware_utc(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
+# Schedules are cached by expression (the scheduler's ``_schedule``): a bound on the key size.
+MAX_EXPRESSION_CHARS = 200
+
+
 class CronSchedule:
     """A validated 5-field cron expression bound to an IANA time zone."""
 
@@ -61,6 +65,11 @@ class CronSchedule:
         text = expression.strip()
         if not text:
             raise InvalidCron("cron expression is empty")
+        if len(text) > MAX_EXPRESSION_CHARS:
+            raise InvalidCron(
+                f"cron expression is {len(text)} characters long; at most "
+                f"{MAX_EXPRESSION_CHARS} are allowed"
+            )
         if text.startswith("@"):
             if text.lower() not in MACROS:
                 raise InvalidCron(

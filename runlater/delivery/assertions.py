@@ -19,7 +19,7 @@ def _codes(expected: str) -> frozenset[int]:
     return frozenset(int(code) for code in expected.split(",") if code.strip())
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def _pattern(pattern: str) -> regex.Pattern[str]:
     return regex.compile(pattern)
 

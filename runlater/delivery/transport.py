@@ -60,24 +60,34 @@ class ConnectionPool:
     LIFO keeps the hottest connections in use and lets the cold ones age out at the bottom.
     Checkout pops one and checks only that one; checkin pushes and evicts at most from the
     bottom of the same stack. A sweep of all stacks (closing expired connections of hosts no
-    longer called) runs at most once per half idle timeout: amortised O(1) per request.
+    longer called) runs at most once per half idle timeout, on checkout or checkin: amortised
+    O(1) per request. At most ``max_idle_total`` are kept over all hosts (a tenant may call
+    any number of host names): past it the oldest idle connection anywhere is closed.
     """
 
-    def __init__(self, *, max_idle_per_host: int, idle_timeout_s: float) -> None:
+    def __init__(
+        self, *, max_idle_per_host: int, idle_timeout_s: float, max_idle_total: int = 1024
+    ) -> None:
         self.max_idle_per_host = max_idle_per_host
+        self.max_idle_total = max_idle_total
         self.idle_timeout_s = idle_timeout_s
         self._idle: dict[Key, deque[Connection]] = {}
+        self._total = 0
         self._next_sweep = 0.0
         self.closed = False
 
     def checkout(self, key: Key, now: float) -> Connection | None:
+        if now >= self._next_sweep:
+            self._sweep(now)
         stack = self._idle.get(key)
         while stack:
             conn = stack.pop()
+            self._total -= 1
             if conn.idle_since + self.idle_timeout_s <= now:
                 conn.close()  # the freshest one expired: every one below it did too
                 while stack:
                     stack.pop().close()
+                    self._total -= 1
                 break
             if conn.is_alive():
                 return conn
@@ -93,10 +103,18 @@ class ConnectionPool:
             stack = self._idle[key] = deque()
         conn.idle_since = now
         stack.append(conn)
+        self._total += 1
         if len(stack) > self.max_idle_per_host:
             stack.popleft().close()
-        if now >= self._next_sweep:
+            self._total -= 1
+        if now >= self._next_sweep or self._total > self.max_idle_total:
             self._sweep(now)
+        while self._total > self.max_idle_total:
+            oldest = min(self._idle, key=lambda k: self._idle[k][0].idle_since)
+            self._idle[oldest].popleft().close()
+            self._total -= 1
+            if not self._idle[oldest]:
+                del self._idle[oldest]
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + max(self.idle_timeout_s / 2, 0.5)
@@ -104,14 +122,15 @@ class ConnectionPool:
             stack = self._idle[key]
             while stack and stack[0].idle_since + self.idle_timeout_s <= now:
                 stack.popleft().close()
+                self._total -= 1
             if not stack:
                 del self._idle[key]
 
     def idle_count(self, key: Key | None = None) -> int:
-        """Idle connections (for one key, or in all): for tests and metrics, O(hosts)."""
+        """Idle connections (for one key, or in all): for tests and metrics."""
         if key is not None:
             return len(self._idle.get(key, ()))
-        return sum(len(stack) for stack in self._idle.values())
+        return self._total
 
     def close(self) -> None:
         self.closed = True
@@ -119,6 +138,7 @@ class ConnectionPool:
             while stack:
                 stack.pop().close()
         self._idle.clear()
+        self._total = 0
 
 
 def default_ssl_context() -> ssl.SSLContext:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import regex
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,6 +26,7 @@ from pydantic import (
 
 from runlater.cron import CronSchedule
 from runlater.errors import InvalidCron
+from runlater.patterns import MAX_PATTERN_EXPANSION, pattern_expansion
 from runlater.schemas.queues import QUEUE_NAME_HELP, QUEUE_NAME_PATTERN, check_queue_name
 from runlater.web.errors import ApiError, validation_error
 
@@ -81,7 +83,7 @@ class TaskFields(BaseModel):
     timeout_ms: StrictInt | None = Field(default=None, ge=1000, le=300000)
     retry_attempts: StrictInt | None = Field(default=None, ge=0, le=10)
     callback_url: str | None = None
-    expected_status_codes: str | None = None
+    expected_status_codes: str | None = Field(default=None, max_length=200)
     expected_body_pattern: str | None = Field(default=None, max_length=1000)
     queue: str | None = Field(
         default=None,
@@ -165,9 +167,15 @@ class TaskFields(BaseModel):
     @classmethod
     def _pattern(cls, value: str | None) -> str | None:
         if value is not None:
+            # Checked before compiling: compiling is where a large expansion costs.
+            if pattern_expansion(value) > MAX_PATTERN_EXPANSION:
+                raise ValueError(
+                    "repeats too much: counted repetitions ({n}, {n,m}) may expand the pattern "
+                    f"to at most {MAX_PATTERN_EXPANSION:,} characters"
+                )
             try:
-                re.compile(value)
-            except re.error as exc:
+                regex.compile(value)
+            except regex.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
         return value
 

@@ -5,10 +5,10 @@ off). A bucket holds up to that many tokens (the burst) and refills at limit/60 
 a request takes one token or is answered ``429 rate_limited`` with ``Retry-After`` = whole
 seconds until a token is back (at least 1).
 
-- Per client address, on every authenticated ``/api/v1`` route, checked *before*
-  authentication, so guessing keys is limited too. The public spec and docs pages
-  (``/api/v1/openapi.json``, ``/api/v1/docs``) are app routes outside the API blueprint and
-  are not limited (their OpenAPI entries promise no 429 either).
+- Per client address (an IPv6 client per /64: ``client_key``), on every authenticated
+  ``/api/v1`` route, checked *before* authentication, so guessing keys is limited too. The
+  public spec and docs pages (``/api/v1/openapi.json``, ``/api/v1/docs``) are app routes
+  outside the API blueprint and are not limited (their OpenAPI entries promise no 429 either).
 - Per API key (its row id), after authentication.
 
 The address is the TCP peer hypercorn reports (``request.remote_addr``). Forwarded headers
@@ -27,6 +27,7 @@ Time comes from an injected monotonic source (seconds as a float), so tests set 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -98,6 +99,21 @@ class TokenBuckets:
             del buckets[oldest]
 
 
+def client_key(address: str) -> str:
+    """The bucket of a client address: the address itself for IPv4, its /64 for IPv6 — one
+    host usually holds a whole /64, and keyed per address it could walk through 2^64 buckets,
+    pushing everyone else's out of the bounded map (which would reset their limits)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def retry_after(wait_s: float) -> str:
     """``Retry-After``: whole seconds, at least 1."""
     return str(max(1, math.ceil(wait_s)))
@@ -127,7 +143,7 @@ class RateLimits:
         """Before authentication: one token of the client address's bucket."""
         if self.per_ip is None:
             return
-        wait_s = self.per_ip.take(request.remote_addr or "")
+        wait_s = self.per_ip.take(client_key(request.remote_addr or ""))
         if wait_s:
             # Read the body before answering early: hypercorn leaves a keep-alive connection
             # hanging when the response completes before the request body has arrived.

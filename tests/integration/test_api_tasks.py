@@ -606,6 +606,19 @@ INVALID_CREATE = [
     ("queue-empty", {"queue": ""}, {"queue"}),
     ("status-codes", {"expected_status_codes": "ok"}, {"expected_status_codes"}),
     ("body-pattern", {"expected_body_pattern": "("}, {"expected_body_pattern"}),
+    # Compiled, this 9-character pattern is 8.8 MiB; nested counts multiply.
+    ("body-pattern-expands", {"expected_body_pattern": r"\w{65535}"}, {"expected_body_pattern"}),
+    (
+        "body-pattern-nested",
+        {"expected_body_pattern": "((a{30}){30}){30}"},
+        {"expected_body_pattern"},
+    ),
+    (
+        "status-codes-too-long",
+        {"expected_status_codes": "200," * 60 + "201"},
+        {"expected_status_codes"},
+    ),
+    ("cron-too-long", {"cron": "0,1,2,3,4,5,6,7,8,9," * 10 + "10 * * * *"}, {"cron_expression"}),
     ("callback-not-url", {"callback_url": "nope"}, {"callback_url"}),
     ("several-fields", {"method": "X", "timeout_ms": 1}, {"method", "timeout_ms"}),
 ]

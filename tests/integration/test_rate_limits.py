@@ -14,7 +14,7 @@ from runlater.clock import ManualClock
 from runlater.config import Settings
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
-from runlater.web.ratelimit import TokenBuckets, retry_after
+from runlater.web.ratelimit import TokenBuckets, client_key, retry_after
 from tests.helpers.factories import make_org
 
 TASK = {"url": "http://127.0.0.1:9999/x", "delay": "1h"}
@@ -180,3 +180,14 @@ def test_idle_full_buckets_are_dropped_and_memory_is_bounded() -> None:
 
 def test_retry_after_is_whole_seconds_at_least_one() -> None:
     assert [retry_after(s) for s in (0.001, 0.5, 1.0, 1.01, 19.2)] == ["1", "1", "1", "2", "20"]
+
+
+def test_an_ipv6_client_is_one_bucket_per_64() -> None:
+    """Addresses of one /64 share a bucket (else walking the /64 would evict every other
+    client's bucket); IPv4 and IPv4-mapped addresses stay per address."""
+    assert (
+        client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == ("2001:db8:1:2::/64")
+    )
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("192.0.2.7") == client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_key("") == ""

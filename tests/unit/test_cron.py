@@ -511,3 +511,10 @@ def test_interval_minutes_measures_real_time_across_dst() -> None:
     daily = CronSchedule("0 9 * * *", "America/New_York")
     assert daily.interval_minutes(datetime(2025, 3, 5, tzinfo=NY)) == 23 * 60
     assert daily.interval_minutes(datetime(2025, 10, 30, tzinfo=NY)) == 1440
+
+
+def test_an_expression_longer_than_200_characters_is_refused() -> None:
+    """Schedules are cached per expression: no entry may be of any size."""
+    long = "0,1,2,3,4,5,6,7,8,9," * 10 + "10 * * * *"
+    with pytest.raises(InvalidCron, match="at most 200"):
+        CronSchedule(long)
