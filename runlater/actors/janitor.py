@@ -1,5 +1,7 @@
 """Janitor: deletes what no one may ask for any more — execution history past its plan's
-retention, and idempotency keys older than 24 h.
+retention, idempotency keys older than 24 h, and per-host backoff rows of hosts not called
+for a day (``STALE_BACKOFF_S``; a success deletes a host's row, a host never called again
+would keep it for ever).
 
 Mailbox: none (ticks every ``janitor_interval_s``). Emits nothing. Leader-only: it runs in the
 Elector's sub-supervisor, so one node does the deleting. Each statement deletes a bounded batch
@@ -27,12 +29,14 @@ log = logging.getLogger("runlater.actors.janitor")
 
 BATCH = 1000
 MAX_BATCHES = 100  # per kind and pass: at most 100,000 rows, then the next tick
+STALE_BACKOFF_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
 class JanitorResult:
     executions_deleted: int
     idempotency_keys_deleted: int
+    host_backoffs_deleted: int = 0
 
 
 class Janitor:
@@ -46,9 +50,17 @@ class Janitor:
         now = self.clock.now() if now is None else now
         executions = await self._drain(lambda: self.store.delete_expired_executions(now, BATCH))
         keys = await self._drain(lambda: self.store.purge_idempotency_keys(BATCH))
-        if executions or keys:
-            log.info("actor=janitor deleted executions=%d idempotency_keys=%d", executions, keys)
-        return JanitorResult(executions, keys)
+        backoffs = await self._drain(
+            lambda: self.store.delete_stale_host_backoffs(STALE_BACKOFF_S, BATCH)
+        )
+        if executions or keys or backoffs:
+            log.info(
+                "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d",
+                executions,
+                keys,
+                backoffs,
+            )
+        return JanitorResult(executions, keys, backoffs)
 
     async def _drain(self, delete_batch: Callable[[], Awaitable[int]]) -> int:
         total = 0

@@ -37,3 +37,10 @@ class UsageStore(StoreBase):
     async def delete_expired_executions(self, now: datetime, limit: int) -> int:
         """Delete up to ``limit`` finished executions past their plan's retention at ``now``."""
         return await self._run(fetchval, Q.delete_expired_executions, now, limit)
+
+    async def delete_stale_host_backoffs(self, older_than_s: float, limit: int) -> int:
+        """Delete up to ``limit`` per-host backoff rows that ended ``older_than_s`` ago."""
+        status = await self._run(
+            lambda conn: conn.execute(Q.delete_stale_host_backoffs, older_than_s, limit)
+        )
+        return int(status.split()[-1])

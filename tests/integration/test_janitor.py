@@ -179,3 +179,22 @@ async def test_expired_idempotency_keys_are_purged(
         assert (await janitor.run_once()).idempotency_keys_deleted == 1
         keys = await sql(conn, "select key from idempotency_keys")
     assert keys == [{"key": "new"}]
+
+
+async def test_backoffs_of_hosts_not_called_for_a_day_are_deleted(
+    store: Store, database_url: str, janitor: Janitor
+) -> None:
+    """A host that failed and was never called again keeps no row for ever; one whose backoff
+    ended recently keeps its failure count."""
+    org, _ = await make_org(store)
+    async with raw_connection(database_url) as conn:
+        await sql(
+            conn,
+            "insert into host_backoffs (organization_id, host, failures, until) values"
+            " ($1, 'gone.example', 3, now() - interval '25 hours'),"
+            " ($1, 'recent.example', 3, now() - interval '1 hour')",
+            org,
+        )
+        assert (await janitor.run_once()).host_backoffs_deleted == 1
+        hosts = await sql(conn, "select host from host_backoffs")
+    assert hosts == [{"host": "recent.example"}]

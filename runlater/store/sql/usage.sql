@@ -54,10 +54,24 @@ with doomed as (
         limit $2
     ) old
     limit $2
+), unheld as (
+    -- A row another transaction holds (a retry being made of it) is left for the next pass.
+    select e.id from executions e where e.id in (select id from doomed) for update skip locked
 ), deleted as (
     delete from executions e
-    using doomed d
+    using unheld d
     where e.id = d.id
     returning e.id
 )
 select count(*) from deleted
+
+-- name: delete_stale_host_backoffs
+-- Per-host backoff rows whose backoff ended more than $1 seconds ago: the host was not called
+-- since (a success deletes its row), so its failure count may start afresh. Up to $2 rows.
+delete from host_backoffs
+where ctid in (
+    select ctid from host_backoffs
+    where until < now() - make_interval(secs => $1)
+    limit $2
+    for update skip locked
+)
