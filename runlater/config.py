@@ -39,6 +39,7 @@ class Settings:
     rescue_interval_s: float = 5.0
     janitor_interval_s: float = 300.0  # retention and idempotency-key cleanup (leader only)
     poll_interval_s: float = 1.0
+    heap_trim_interval_s: float = 60.0  # free C-heap pages back to the OS (runlater/heap.py)
     worker_idle_s: float = 30.0
     db_pool_size: int = 10
     # Bounds on every wait for Postgres (runlater/store/session.py, docs/operations.md).
@@ -94,6 +95,7 @@ _NUMBERS: dict[str, tuple[str, type, float]] = {
     "RESCUE_INTERVAL_S": ("rescue_interval_s", float, 0.1),
     "JANITOR_INTERVAL_S": ("janitor_interval_s", float, 1),
     "POLL_INTERVAL_S": ("poll_interval_s", float, 0.01),
+    "HEAP_TRIM_INTERVAL_S": ("heap_trim_interval_s", float, 1),
     "WORKER_IDLE_S": ("worker_idle_s", float, 0.1),
     "DB_POOL_SIZE": ("db_pool_size", int, 2),
     "DB_CONNECT_TIMEOUT_S": ("db_connect_timeout_s", float, 0.1),

@@ -13,6 +13,7 @@ import trio
 
 from runlater.actors.callbacker import Callbacker
 from runlater.actors.elector import Elector
+from runlater.actors.heap_trimmer import HeapTrimmer
 from runlater.actors.janitor import Janitor
 from runlater.actors.listener import Listener
 from runlater.actors.pool import PoolManager
@@ -158,6 +159,9 @@ def build_node(
                 lambda: Callbacker(
                     store, deliverer.sender, poll_s=settings.poll_interval_s, mailbox=callback_recv
                 ),
+            ),
+            ChildSpec(
+                "heap_trimmer", lambda: HeapTrimmer(interval_s=settings.heap_trim_interval_s)
             ),
             ChildSpec("web", lambda: web),
         ],

@@ -1,0 +1,32 @@
+"""HeapTrimmer: every ``interval_s``, give the C heap's free pages back to the OS.
+
+Mailbox: none (ticks). Emits: nothing. Runs on every node; it touches no shared state, so a crash
+or a restart loses nothing. Why a node needs it: :mod:`runlater.heap`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from runlater.actors.backoff import repeat_every
+from runlater.heap import can_trim, trim_heap
+
+log = logging.getLogger("runlater.actors.heap_trimmer")
+
+
+class HeapTrimmer:
+    def __init__(self, *, interval_s: float) -> None:
+        self.interval_s = interval_s
+
+    async def run_once(self) -> bool:
+        return trim_heap()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        if not can_trim():
+            log.info("actor=heap_trimmer this C library has no malloc_trim; not trimming")
+            await trio.sleep_forever()
+        await repeat_every("heap_trimmer", self.interval_s, self.run_once)
