@@ -1,4 +1,4 @@
-"""``runlater serve | migrate | bootstrap``.
+"""The ``runlater`` command: serve, migrate, bootstrap, receive.
 
 Without ``RUNLATER_DATABASE_URL`` every command uses the embedded Postgres in
 ``RUNLATER_DATA_DIR``: the one a running ``serve`` started, or its own for the command's
@@ -13,7 +13,9 @@ import logging
 import re
 import signal
 import sys
+import textwrap
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import trio
@@ -22,7 +24,9 @@ import trio_asyncio
 from runlater import __version__, apikeys
 from runlater.config import Settings, load_settings
 from runlater.errors import RunlaterError, SupervisorGaveUp
+from runlater.logs import setup_logging
 from runlater.node import run_node
+from runlater.receive import check_secret, receive
 from runlater.store.embedded import EmbeddedPostgres, default_data_dir
 from runlater.store.postgres import Store
 
@@ -30,16 +34,6 @@ log = logging.getLogger("runlater.cli")
 
 EXIT_GAVE_UP = 1
 EXIT_USAGE = 2
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("hypercorn.error").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager
@@ -108,43 +102,161 @@ async def _bootstrap(store: Store, org: str, email: str, tier: str) -> tuple[dic
     return row, created, key.full
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="runlater", description=__doc__.splitlines()[0])
+DATABASE_ENV = """\
+database:
+  RUNLATER_DATABASE_URL  PostgreSQL URL (postgresql://user:pass@host:5432/db). Unset: the
+                         embedded Postgres in RUNLATER_DATA_DIR is used (started if needed)
+  RUNLATER_DATA_DIR      the embedded Postgres's directory (default: %s)
+"""
+SERVE_ENV = """\
+server:
+  RUNLATER_HOST, RUNLATER_PORT       where to listen (default 127.0.0.1:8000; flags win)
+  RUNLATER_ALLOW_PRIVATE_TARGETS     let tasks call loopback/private addresses (development)
+  RUNLATER_LOG_FORMAT                text (default) or json: one JSON object per line
+  RUNLATER_LOG_LEVEL                 INFO (default), DEBUG, WARNING or ERROR
+
+Every other setting (workers, leases, rate limits, database timeouts) is a RUNLATER_*
+variable too: see docs/configuration.md.
+"""
+
+
+def describe_database(settings: Settings, dsn: str) -> str:
+    """Which database a command uses, for the user to check (the password hidden)."""
+    if settings.database_url:
+        return f"database: {redact_dsn(dsn)} (RUNLATER_DATABASE_URL)"
+    data_dir = settings.data_dir or default_data_dir()
+    return f"database: embedded Postgres in {data_dir} (RUNLATER_DATA_DIR)"
+
+
+def redact_dsn(dsn: str) -> str:
+    return re.sub(r"^(\w+://[^:/@]+):[^@]*@", r"\1:***@", dsn)
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, 88)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    database_help = DATABASE_ENV % default_data_dir()
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="runlater",
+        description="Runlater: delayed HTTP tasks, cron jobs and queues.",
+        epilog=f"{database_help}\nRun 'runlater COMMAND --help' for a command's options.",
+        formatter_class=raw,
+    )
     parser.add_argument("--version", action="version", version=f"runlater {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the engine and the web app")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    commands.add_parser("migrate", help="apply database migrations")
-    boot = commands.add_parser("bootstrap", help="create an organization and print an API key")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the engine, the API and the docs",
+        description=_wrap(
+            "Run the engine, the REST API and its docs until SIGINT/SIGTERM. Applies "
+            "migrations first."
+        ),
+        epilog=f"{database_help}\n{SERVE_ENV}",
+        formatter_class=raw,
+    )
+    serve.add_argument("--host", help="address to listen on (RUNLATER_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (RUNLATER_PORT, default 8000)")
+    commands.add_parser(
+        "migrate",
+        help="apply database migrations",
+        description=_wrap("Apply database migrations and exit (serve does this at start too)."),
+        epilog=database_help,
+        formatter_class=raw,
+    )
+    boot = commands.add_parser(
+        "bootstrap",
+        help="create an organization and print an API key",
+        description=_wrap(
+            "Create an organization (or find the one with this name) and print a new API key "
+            "for it. Use the same database as the running server: the same "
+            "RUNLATER_DATABASE_URL, or the same RUNLATER_DATA_DIR."
+        ),
+        epilog=database_help,
+        formatter_class=raw,
+    )
+    recv = commands.add_parser(
+        "receive",
+        help="a local target that prints what it receives and checks signatures",
+        description=_wrap(
+            "Listen for HTTP requests and print each one (method, path, headers, body) with "
+            "whether its signatures verify, then answer with --status. Point a task at it to "
+            "watch deliveries arrive on one machine, offline. A task may call a target on "
+            "this machine only when the server runs with RUNLATER_ALLOW_PRIVATE_TARGETS=true."
+        ),
+        epilog="The secret to check with is the organization's webhook_secret (GET /api/v1/org).",
+        formatter_class=raw,
+    )
+    recv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    recv.add_argument("--port", type=int, default=9000, help="port to listen on (9000)")
+    recv.add_argument("--secret", help="whsec_... secret to verify signatures with")
+    recv.add_argument("--status", type=int, default=200, help="HTTP status to answer with (200)")
     boot.add_argument("--org", required=True, help="organization name")
     boot.add_argument("--email", required=True, help="owner's e-mail")
-    boot.add_argument("--tier", choices=("free", "pro"), default="free")
-    args = parser.parse_args(argv)
-    setup_logging()
+    boot.add_argument("--tier", choices=("free", "pro"), default="free", help="plan (free)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "receive":
+        return _receive(parser, args)
     try:
         overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
         settings = load_settings(**overrides)
+        setup_logging(settings.log_level.upper(), settings.log_format)
+        if args.command == "bootstrap" and "@" not in args.email:
+            parser.error("--email must be an e-mail address")
         with database(settings) as dsn:
             if args.command == "serve":
                 trio.run(_serve, settings, dsn)
             elif args.command == "migrate":
+                print(describe_database(settings, dsn))
                 applied = trio.run(_with_store, dsn, lambda s: s.migrate())
                 print(f"migrations applied: {applied or 'none (up to date)'}")
             else:
-                if "@" not in args.email:
-                    parser.error("--email must be an e-mail address")
                 row, created, key = trio.run(
                     _with_store, dsn, lambda s: _bootstrap(s, args.org, args.email, args.tier)
                 )
                 verb = "created" if created else "exists"
+                print(describe_database(settings, dsn))
                 print(f"organization {verb}: {row['name']} (id {row['id']}, tier {row['tier']})")
                 print("API key (shown once):")
                 print(key)
     except BaseException as exc:  # trio wraps errors of nested nurseries in groups
         return exit_code_for(exc)
     return 0
+
+
+def _receive(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not 100 <= args.status <= 599:
+        parser.error("--status must be an HTTP status (100-599)")
+    if not 0 <= args.port <= 65535:
+        parser.error("--port must be a TCP port (0-65535)")
+    try:
+        secret = check_secret(args.secret)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        trio.run(_receive_until_signal, args.host, args.port, secret, args.status)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"runlater: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+async def _receive_until_signal(host: str, port: int, secret: str | None, status: int) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await nursery.start(partial(receive, host, port, secret=secret, status=status))
 
 
 def _leaf(exc: BaseException, kind: type[BaseException]) -> BaseException | None:

@@ -48,6 +48,8 @@ class Settings:
     db_lock_timeout_ms: int = 2_000
     db_idle_in_transaction_timeout_ms: int = 5_000
     node_name: str = ""
+    log_format: str = "text"  # text | json (runlater/logs.py)
+    log_level: str = "INFO"
     # "runlater": our trio transport (SSRF check at connect). "httpx": httpx's default
     # transport with a check before each request — the benchmark's baseline, not for use.
     http_transport: str = "runlater"
@@ -120,6 +122,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("BASE_URL", "base_url"),
         ("NODE_NAME", "node_name"),
         ("HTTP_TRANSPORT", "http_transport"),
+        ("LOG_FORMAT", "log_format"),
+        ("LOG_LEVEL", "log_level"),
     ):
         if (raw := get(suffix)) is not None:
             values[field] = raw.strip()
@@ -139,6 +143,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError(
             f"RUNLATER_MIN_WORKERS ({settings.min_workers}) exceeds "
             f"RUNLATER_MAX_WORKERS ({settings.max_workers})"
+        )
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"RUNLATER_LOG_FORMAT must be text or json, got {settings.log_format!r}")
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(
+            f"RUNLATER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {settings.log_level!r}"
         )
     if settings.http_transport not in ("runlater", "httpx"):
         raise ConfigError("RUNLATER_HTTP_TRANSPORT must be runlater or httpx")

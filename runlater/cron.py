@@ -79,8 +79,9 @@ class CronSchedule:
         fields = text.split()
         if len(fields) != 5:
             raise InvalidCron(
-                f"cron expression {text!r} has {len(fields)} fields; expected exactly 5 "
-                "(minute hour day-of-month month day-of-week)"
+                f"cron expression {text!r} has {len(fields)} "
+                f"field{'' if len(fields) == 1 else 's'}; expected exactly 5 "
+                "(minute hour day-of-month month day-of-week), e.g. '*/15 * * * *'"
             )
         for index, (name, value) in enumerate(zip(_FIELD_NAMES, fields, strict=True)):
             probe = ["*"] * 5

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import trio
 
+from runlater import metrics
 from runlater.actors.callbacker import Callbacker
 from runlater.actors.elector import Elector
 from runlater.actors.heap_trimmer import HeapTrimmer
@@ -197,6 +198,7 @@ async def run_node(
         applied = await migrate_with_retry(store)
         if applied:
             log.info("migrations applied versions=%s", applied)
+        metrics.watch_pool(store.pool_in_use, store.pool_size)
         async with outbound_transport(settings) as http:
             node = build_node(settings, store, http, clock)
             async with trio.open_nursery() as nursery:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import trio
 
+from runlater import metrics
 from runlater.errors import SupervisorGaveUp
 
 log = logging.getLogger("runlater.supervisor")
@@ -120,6 +121,7 @@ class Supervisor:
                     ) from exc
                 delay = self.policy.backoff_s(len(crashes), self._rng)
                 self.restarts[spec.name] += 1
+                metrics.ACTOR_RESTARTS.labels(spec.name).inc()
                 log.warning("actor restarting actor=%s in_s=%.3f", spec.name, delay)
                 await trio.sleep(delay)
                 continue
@@ -127,5 +129,6 @@ class Supervisor:
             if spec.restart is not Restart.PERMANENT:
                 return
             self.restarts[spec.name] += 1
+            metrics.ACTOR_RESTARTS.labels(spec.name).inc()
             log.info("actor returned, restarting actor=%s", spec.name)
             await trio.sleep(self.policy.backoff_initial_s)

@@ -29,18 +29,26 @@ ensure_postgres() {
 }
 
 ensure_venv() {
-    local extras="$1"
+    # One install serves both scripts: "test" installs the test extras on top of what "run"
+    # needs, so after a test install scripts/run reuses it (no reinstall when switching). The
+    # stamp records which extras are in; a newer pyproject.toml reinstalls.
+    local want="$1"
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$VENV"
     fi
-    local stamp="$VENV/.runlater-installed-$extras"
-    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-        "$VENV/bin/python" -m pip install -q --upgrade pip
-        if [ "$extras" = "test" ]; then
-            "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
-        else
-            "$VENV/bin/python" -m pip install -q -e "$ROOT"
-        fi
-        touch "$stamp"
+    local stamp="$VENV/.runlater-installed"
+    local have=""
+    if [ -f "$stamp" ] && [ ! "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        have="$(cat "$stamp")"
     fi
+    if [ "$have" = "test" ] || [ "$have" = "$want" ]; then
+        return
+    fi
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    if [ "$want" = "test" ]; then
+        "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    else
+        "$VENV/bin/python" -m pip install -q -e "$ROOT"
+    fi
+    echo "$want" > "$stamp"
 }

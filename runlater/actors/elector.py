@@ -25,6 +25,7 @@ from typing import Any
 
 import trio
 
+from runlater import metrics
 from runlater.actors.messages import LeadershipChanged, hint
 from runlater.errors import StoreError, StoreUnavailable
 from runlater.store.postgres import Store
@@ -87,6 +88,7 @@ class Elector:
         if valid_for is not None:
             self.valid_until = sent_at + valid_for - SAFETY_S
         self.is_leader = valid_for is not None
+        metrics.LEADER.set(1 if self.is_leader else 0)
         if self._group_scope is not None:
             self._group_scope.deadline = self.valid_until if self.is_leader else -float("inf")
         if self.is_leader != was:
@@ -113,6 +115,7 @@ class Elector:
                     with contextlib.suppress(StoreError):  # else it expires by itself
                         await self.store.release_leader_lease(LEASE_NAME, self.node)
                 self.is_leader = False
+                metrics.LEADER.set(0)
 
     async def _run_group(self, *, task_status: Any) -> None:
         """The leader-only actors, cancelled at ``valid_until`` (moved on by each renewal)."""

@@ -12,16 +12,21 @@ deterministic path tests drive.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import trio
 
+from runlater import metrics
 from runlater.delivery.client import Attempt, Deliverer
 from runlater.delivery.retry import parse_retry_after, retry_delay_s
 from runlater.store.postgres import Store
 from runlater.store.records import ClaimedExecution, Outcome
+
+log = logging.getLogger("runlater.delivery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +38,15 @@ class WorkerResult:
 
 
 def outcome_of(
-    claimed: ClaimedExecution, attempt: Attempt, rng: random.Random | None = None
+    claimed: ClaimedExecution,
+    attempt: Attempt,
+    rng: random.Random | None = None,
+    now: datetime | None = None,
 ) -> Outcome:
     retry_after = (attempt.response_headers or {}).get("retry-after")
+    next_run_in_s = None
+    if claimed.next_run_at is not None:
+        next_run_in_s = (claimed.next_run_at - (now or datetime.now(UTC))).total_seconds()
     return Outcome(
         execution_id=claimed.id,
         lease_token=claimed.lease_token,
@@ -58,9 +69,29 @@ def outcome_of(
             status=attempt.status,
             status_code=attempt.status_code,
             retry_after=retry_after,
+            next_run_in_s=next_run_in_s,
             rng=rng,
         ),
     )
+
+
+def log_delivery(claimed: ClaimedExecution, outcome: Outcome) -> None:
+    """One line per finished delivery attempt; a failure at WARNING with its error and what
+    happens next."""
+    fields: dict[str, object] = {
+        "task": str(claimed.task_id),
+        "execution": str(claimed.id),
+        "attempt": claimed.attempt,
+        "outcome": outcome.status,
+        "status_code": outcome.status_code,
+        "ms": outcome.duration_ms,
+    }
+    if outcome.status == "success":
+        log.info("delivery", extra={"fields": fields})
+        return
+    fields["error"] = outcome.error_message
+    fields["retry_in_s"] = None if outcome.retry_in_s is None else round(outcome.retry_in_s, 1)
+    log.warning("delivery", extra={"fields": fields})
 
 
 class Worker:
@@ -73,7 +104,13 @@ class Worker:
         self.lease_margin_s = lease_margin_s
 
     async def handle(self, claimed: ClaimedExecution) -> Outcome:
-        return outcome_of(claimed, await self.deliverer.deliver(claimed))
+        late_s = (datetime.now(UTC) - claimed.scheduled_for).total_seconds()
+        metrics.LATENESS_SECONDS.observe(max(0.0, late_s))
+        outcome = outcome_of(claimed, await self.deliverer.deliver(claimed))
+        metrics.EXECUTIONS.labels(outcome.status).inc()
+        metrics.DELIVERY_SECONDS.observe(outcome.duration_ms / 1000)
+        log_delivery(claimed, outcome)
+        return outcome
 
     async def run(
         self,

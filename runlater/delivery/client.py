@@ -7,6 +7,7 @@ one deadline: the task's ``timeout_ms``. At most ``MAX_BODY_BYTES`` of the respo
 
 from __future__ import annotations
 
+import json
 import time
 from functools import lru_cache
 
@@ -62,8 +63,25 @@ class Attempt:
         self.error: str | None = None
 
 
+JSON_CONTENT_TYPE = "application/json"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+
+def body_content_type(body: str) -> str:
+    """The Content-Type of a task body whose headers set none: ``application/json`` when it is
+    a JSON object or array (a body given as JSON is stored as its JSON text), else text."""
+    if body.lstrip()[:1] in ("{", "["):
+        try:
+            json.loads(body)
+        except ValueError:
+            return TEXT_CONTENT_TYPE
+        return JSON_CONTENT_TYPE
+    return TEXT_CONTENT_TYPE
+
+
 def request_headers(claimed: ClaimedExecution, body: bytes) -> dict[str, str]:
-    """The task's headers plus Runlater's own; Runlater's win over the task's."""
+    """The task's headers plus Runlater's own; Runlater's win over the task's. A body gets a
+    Content-Type (``body_content_type``) unless the task's headers set one."""
     ours = {
         "User-Agent": USER_AGENT,
         "X-Runlater-Task-Id": str(claimed.task_id),
@@ -79,6 +97,8 @@ def request_headers(claimed: ClaimedExecution, body: bytes) -> dict[str, str]:
         str(k): str(v) for k, v in (claimed.headers or {}).items() if str(k).lower() not in lowered
     }
     headers.update(ours)
+    if claimed.body is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = body_content_type(claimed.body)
     # Raw bytes are stored: ask for no compression (no decompression bombs to defuse).
     if not any(k.lower() == "accept-encoding" for k in headers):
         headers["Accept-Encoding"] = "identity"

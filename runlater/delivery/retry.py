@@ -57,12 +57,19 @@ def retry_delay_s(
     status: str,
     status_code: int | None,
     retry_after: str | None,
+    next_run_in_s: float | None = None,
     rng: random.Random | None = None,
 ) -> float | None:
-    """Seconds until the next attempt, or None when there is none."""
-    if schedule_type != "once" or attempt > retry_attempts:
-        return None
-    if not is_retryable(status, status_code):
+    """Seconds until the next attempt, or None when there is none.
+
+    One-time and cron tasks retry alike, up to ``retry_attempts``; a cron task's retry is not
+    created when it would run at or after the task's next scheduled run (``next_run_in_s``
+    from now): that run takes over.
+    """
+    if attempt > retry_attempts or not is_retryable(status, status_code):
         return None
     honoured = parse_retry_after(retry_after)
-    return honoured if honoured is not None else backoff_delay_s(attempt, rng)
+    delay = honoured if honoured is not None else backoff_delay_s(attempt, rng)
+    if schedule_type == "cron" and next_run_in_s is not None and delay >= next_run_in_s:
+        return None
+    return delay

@@ -50,3 +50,39 @@ def signature_headers(
             standard_signature(s, msg_id, timestamp, body) for s in secrets
         ),
     }
+
+
+# How far a webhook-timestamp may be from the receiver's clock (Standard Webhooks' default).
+TOLERANCE_S = 300
+
+
+def verify_signatures(
+    secret: str, headers: dict[str, str], body: bytes, now: int, tolerance_s: int = TOLERANCE_S
+) -> dict[str, str]:
+    """Check each scheme a request carries against ``secret``: for ``webhook-signature`` and
+    ``X-Runlater-Signature``, "valid", or why not. ``headers`` keys in lower case."""
+    found: dict[str, str] = {}
+    standard = headers.get("webhook-signature")
+    if standard is not None:
+        msg_id = headers.get("webhook-id", "")
+        try:
+            timestamp = int(headers.get("webhook-timestamp", ""))
+        except ValueError:
+            found["webhook-signature"] = "invalid: webhook-timestamp is not a number"
+        else:
+            expected = standard_signature(secret, msg_id, timestamp, body)
+            if not any(hmac.compare_digest(expected, s) for s in standard.split()):
+                found["webhook-signature"] = "invalid: no signature matches this secret"
+            elif abs(now - timestamp) > tolerance_s:
+                found["webhook-signature"] = (
+                    f"invalid: webhook-timestamp is {now - timestamp} s from now "
+                    f"(at most {tolerance_s} s allowed)"
+                )
+            else:
+                found["webhook-signature"] = "valid"
+    ours = headers.get("x-runlater-signature")
+    if ours is not None:
+        expected = runlater_signature(secret, body)
+        ok = any(hmac.compare_digest(expected, s) for s in ours.split())
+        found["x-runlater-signature"] = "valid" if ok else "invalid: no signature matches"
+    return found

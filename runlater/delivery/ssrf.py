@@ -220,22 +220,51 @@ async def resolve_checked(
     for addr in addresses:
         if reason := blocked_reason(addr, allow_private=allow_private):
             article = "an" if reason[0] in "aeiou" else "a"
-            if literal is not None:
-                raise UrlNotAllowed(f"{host} is {article} {reason}")
-            raise UrlNotAllowed(f"{host} resolves to {article} {reason} ({addr})")
+            what = (
+                f"is {article} {reason}"
+                if literal is not None
+                else (f"resolves to {article} {reason} ({addr})")
+            )
+            raise UrlNotAllowed(f"{host} {what}{_private_hint(addr, allow_private)}")
     return addresses
 
 
-async def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
-    """Raise UrlNotAllowed unless ``url`` is an http(s) URL whose every address may be called
-    and that the delivery client can send (httpx refuses e.g. ``0135.0270.0330.042``, an
-    octal spelling of a public address, with an error that is not an ``httpx.HTTPError``)."""
+PRIVATE_TARGETS_HINT = (
+    "; to call loopback and private addresses (local development, tests), start the server "
+    "with RUNLATER_ALLOW_PRIVATE_TARGETS=true"
+)
+
+
+def _private_hint(addr: IPAddress, allow_private: bool) -> str:
+    """How to allow ``addr`` when only the private-targets setting blocks it."""
+    if not allow_private and blocked_reason(addr, allow_private=True) is None:
+        return PRIVATE_TARGETS_HINT
+    return ""
+
+
+async def check_url(
+    url: str, *, allow_private: bool, resolver: Resolver | None = None
+) -> str | None:
+    """Raise UrlNotAllowed when ``url`` is known to be blocked: not an http(s) URL the delivery
+    client can send (httpx refuses e.g. ``0135.0270.0330.042``, an octal spelling of a public
+    address, with an error that is not an ``httpx.HTTPError``), a blocked scheme or port, an IP
+    literal in a blocked range, or a name that resolves to a blocked address.
+
+    A name that does not resolve now is not known to be blocked: the answer is a warning to show
+    the caller (a typo in the host is still noticed), and the connect-time check decides at
+    each delivery. None when the URL resolved and passed.
+    """
     _scheme, host, port = parse_target(url)
+    warning = None
     try:
         await resolve_checked(host, port, allow_private=allow_private, resolver=resolver)
     except ResolveError as exc:
-        raise UrlNotAllowed(str(exc)) from None
+        warning = (
+            f"{exc}; accepted anyway: each delivery resolves the name again and checks the "
+            "address it connects to (if the host is a typo, fix it)"
+        )
     try:
         httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise UrlNotAllowed(f"invalid URL: {exc}") from None
+    return warning

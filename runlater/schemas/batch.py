@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -144,17 +145,40 @@ class BatchRequest(BaseModel):
         json_schema_extra={"format": "date-time"},
     )
     timeout_ms: int | None = Field(default=None, ge=1000, le=300000, description="default 30000")
-    retry_attempts: int | None = Field(default=None, ge=0, le=10, description="default 5")
+    retry_attempts: int | None = Field(
+        default=None, ge=0, le=10, description="retries of a failed attempt (default 5)"
+    )
     callback_url: str | None = Field(default=None, max_length=2048, pattern=_URL)
 
 
+class BatchItemCreated(BaseModel):
+    """One item's task and its first execution."""
+
+    task_id: UUID
+    execution_id: UUID
+
+
 class BatchCreated(BaseModel):
-    """How many tasks were created, and when their executions are due."""
+    """How many tasks were created, when their executions are due, and each item's ids."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"queue": "imports", "created": 3, "scheduled_for": "2026-01-01T09:05:00.000Z"}
+                {
+                    "queue": "imports",
+                    "created": 2,
+                    "scheduled_for": "2026-01-01T09:05:00.000Z",
+                    "items": [
+                        {
+                            "task_id": "0190f1c2-7a4b-7c3d-9e8f-1a2b3c4d5e6f",
+                            "execution_id": "0190f1c2-8b5c-7d4e-8f90-2b3c4d5e6f70",
+                        },
+                        {
+                            "task_id": "0190f1c2-7a4b-7c3d-9e8f-1a2b3c4d5e70",
+                            "execution_id": "0190f1c2-8b5c-7d4e-8f90-2b3c4d5e6f71",
+                        },
+                    ],
+                }
             ]
         }
     )
@@ -162,3 +186,6 @@ class BatchCreated(BaseModel):
     queue: str
     created: int = Field(ge=1, le=MAX_ITEMS)
     scheduled_for: datetime = Field(description="when every task of the batch is due")
+    items: list[BatchItemCreated] = Field(
+        description="the task and execution created for each item, in the order of `items`"
+    )

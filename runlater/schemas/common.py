@@ -5,7 +5,7 @@ These models describe responses for the OpenAPI spec; handlers build the JSON th
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +46,29 @@ class Data(BaseModel, Generic[T]):
     data: T
 
 
+class FieldWarning(BaseModel):
+    """Something accepted that may not work as meant, e.g. a host name that does not resolve."""
+
+    field: str = Field(description="the field's path in the request", examples=["url"])
+    message: str
+
+
+def warnings_field() -> Any:
+    """The optional ``warnings`` of a write's answer (absent when there are none)."""
+    return Field(
+        default=None,
+        description="present only when something accepted may not work as meant: a URL whose "
+        "host name does not resolve now (each delivery resolves it again)",
+    )
+
+
+class DataWarnings(BaseModel, Generic[T]):
+    """``{"data": ..., "warnings"?: [...]}``"""
+
+    data: T
+    warnings: list[FieldWarning] | None = warnings_field()
+
+
 class DataMessage(BaseModel, Generic[T]):
     """``{"data": ..., "message": ...}``"""
 
@@ -72,6 +95,10 @@ class Health(BaseModel):
     answer, reported without waiting: ``connected``, ``unreachable``, or ``unknown`` before the
     first probe."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "database": "connected"}]}
+    )
+
     status: str = Field(examples=["ok"])
     database: str = Field(examples=["connected"])
 
@@ -79,6 +106,15 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """Readiness: ``ok``/``connected`` when the database answered within its deadline (1 s in
     all), else ``error``/``unreachable`` with 503."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "database": "connected"},
+                {"status": "error", "database": "unreachable"},
+            ]
+        }
+    )
 
     status: str = Field(examples=["ok"])
     database: str = Field(examples=["connected"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field
 
 API_KEY_EXAMPLE = {
     "id": "0190f1c2-9c6d-7e5f-a012-3c4d5e6f7081",
@@ -60,13 +60,12 @@ class ApiKeyCreate(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class ApiKeyCreateWrapped(BaseModel):
-    """The same body wrapped in the resource's singular name."""
+class ApiKeyCreateRequest(BaseModel):
+    """An optional name, flat (`{"name": ...}`) or wrapped (`{"api_key": {"name": ...}}`); the
+    body may also be empty. One object rather than a union of the two forms: client generators
+    handle an optional union body badly."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"api_key": {"name": "deploy"}}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "deploy"}]})
 
-    api_key: ApiKeyCreate
-
-
-class ApiKeyCreateRequest(RootModel[ApiKeyCreate | ApiKeyCreateWrapped]):
-    """An optional name, flat or wrapped in ``{"api_key": {...}}``; the body may be empty."""
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    api_key: ApiKeyCreate | None = Field(default=None, description="the same, wrapped")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runlater.schemas.batch import body_too_large, encode_body
 from runlater.schemas.tasks import TaskFields, unwrap, validate_fields
+from runlater.schemas.unknown import unknown_fields
 from runlater.web.errors import ApiError, validation_error
 
 MAX_SYNC_TASKS = 1000
@@ -113,9 +114,7 @@ def _items(raw: list[Any]) -> list[SyncItem]:
 def parse_sync(payload: dict[str, Any]) -> SyncDraft:
     """The request's declared tasks, or 422 (413 for a body over 256 KiB) naming every
     problem found without the database."""
-    errors: dict[str, list[str]] = {}
-    for key in sorted(set(payload) - KNOWN_KEYS):
-        errors[key] = ["unknown field: expected tasks, monitors, endpoints or delete_removed"]
+    errors = unknown_fields(payload, KNOWN_KEYS)
     delete_removed = payload.get("delete_removed", False)
     if not isinstance(delete_removed, bool):
         errors["delete_removed"] = ["must be true or false"]

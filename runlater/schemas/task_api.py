@@ -15,7 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictInt
 
-from runlater.schemas.common import PageQuery
+from runlater.schemas.common import FieldWarning, PageQuery, warnings_field
 from runlater.schemas.tasks import MAX_DELAY_S, Method, TaskFields
 
 ScheduleType = Literal["cron", "once"]
@@ -24,6 +24,10 @@ ExecutionStatus = Literal[
 ]
 _URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+\S*$"
 _HEADER_NAME_PATTERN = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+RETRY_HELP = (
+    "retries of a failed attempt, with backoff (default 5 for a one-time task, 0 for a cron "
+    "task; a cron task's retry is not made when it would run after the task's next run)"
+)
 _DELAY_PATTERN = r"^\s*\d+\s*[smhd]?\s*$"
 
 TASK_EXAMPLE: dict[str, Any] = {
@@ -40,7 +44,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "next_run_at": "2026-01-02T02:00:00.000Z",
     "enabled": True,
     "timeout_ms": 30000,
-    "retry_attempts": 5,
+    "retry_attempts": 0,
     "callback_url": None,
     "expected_status_codes": "200,201",
     "expected_body_pattern": None,
@@ -100,7 +104,7 @@ class Task(BaseModel):
     next_run_at: datetime | None = Field(description="next run of an enabled cron task")
     enabled: bool
     timeout_ms: int = Field(ge=1000, le=300000)
-    retry_attempts: int = Field(ge=0, le=10, description="retries after the first attempt")
+    retry_attempts: int = Field(ge=0, le=10, description=RETRY_HELP)
     callback_url: str | None
     expected_status_codes: str | None
     expected_body_pattern: str | None
@@ -281,6 +285,7 @@ class TaskRequestFields(TaskFields):
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA time zone of a cron task (default UTC)"
     )
+    retry_attempts: StrictInt | None = Field(default=None, ge=0, le=10, description=RETRY_HELP)
 
 
 _CRON = Field(
@@ -402,6 +407,7 @@ class CronTaskCreated(BaseModel):
 
     data: Task
     message: Literal["Cron task created"]
+    warnings: list[FieldWarning] | None = warnings_field()
 
 
 class OnceTaskQueued(BaseModel):
@@ -409,3 +415,4 @@ class OnceTaskQueued(BaseModel):
 
     data: TaskQueued
     message: Literal["Task queued for execution"]
+    warnings: list[FieldWarning] | None = warnings_field()

@@ -28,12 +28,17 @@ from runlater.cron import CronSchedule
 from runlater.errors import InvalidCron
 from runlater.patterns import MAX_PATTERN_EXPANSION, pattern_expansion
 from runlater.schemas.queues import QUEUE_NAME_HELP, QUEUE_NAME_PATTERN, check_queue_name
+from runlater.schemas.unknown import unknown_fields
 from runlater.web.errors import ApiError, validation_error
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_BODY_BYTES = 256 * 1024
 MAX_DELAY_S = 366 * 86400
 RUN_AT_MAX_PAST_S = 300
+# A one-time task retries by default; a cron task does not (its next run is the retry), unless
+# asked to — and then never past its next scheduled run.
+DEFAULT_ONCE_RETRY_ATTEMPTS = 5
+DEFAULT_CRON_RETRY_ATTEMPTS = 0
 FORBIDDEN_HEADERS = frozenset(
     {
         "host",
@@ -180,6 +185,16 @@ class TaskFields(BaseModel):
         return value
 
 
+# Every key a task body may hold: the writable fields, the timing keys and their aliases.
+TASK_KEYS = frozenset(TaskFields.model_fields) | {
+    "cron",
+    "cron_expression",
+    "delay",
+    "run_at",
+    "scheduled_at",
+}
+
+
 def _find_nul(value: Any, path: str, found: dict[str, list[str]]) -> None:
     if isinstance(value, str):
         if "\x00" in value:
@@ -197,10 +212,12 @@ def unwrap(payload: Any, singular: str) -> dict[str, Any]:
     """Accept flat bodies and ones wrapped in the resource's singular name; merge aliases."""
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")
-    if set(payload) == {singular} and isinstance(payload[singular], dict):
+    if set(payload) == {singular}:
+        if not isinstance(payload[singular], dict):
+            raise validation_error({singular: [f"must be an object of the {singular}'s fields"]})
         payload = payload[singular]
     payload = dict(payload)
-    details: dict[str, list[str]] = {}
+    details = unknown_fields(payload, TASK_KEYS)
     for key, value in payload.items():
         _find_nul(value, key, details)
     for alias, canonical in _ALIASES:
@@ -227,7 +244,13 @@ def validate_fields(payload: dict[str, Any]) -> TaskFields:
         raise validation_error(details) from None
 
 
-DELAY_HELP = "delay must be like '30s', '5m', '2h', '1d' or a number of seconds"
+def _shown(value: Any, limit: int = 60) -> str:
+    """A JSON value as the caller sent it, cut short for an error message."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+DELAY_FORMS = "'30s', '5m', '2h', '1d', or seconds as a number (e.g. 90)"
 
 
 def parse_delay(value: Any) -> float:
@@ -236,9 +259,17 @@ def parse_delay(value: Any) -> float:
     elif isinstance(value, str) and (match := _DELAY.match(value)):
         seconds = int(match[1]) * _UNITS[match[2]]
     else:
-        raise ApiError(400, "invalid_delay", DELAY_HELP)
+        raise ApiError(
+            400,
+            "invalid_delay",
+            f"delay {_shown(value)} is not a delay; accepted forms: {DELAY_FORMS}",
+        )
     if seconds < 0 or seconds > MAX_DELAY_S:
-        raise ApiError(400, "invalid_delay", "delay must be between 0 seconds and 366 days")
+        raise ApiError(
+            400,
+            "invalid_delay",
+            f"delay must be between 0 seconds and 366 days; accepted forms: {DELAY_FORMS}",
+        )
     return float(seconds)
 
 
@@ -294,7 +325,7 @@ def parse_create(payload: Any, now: datetime) -> TaskDraft:
         raise validation_error({"url": ["is required"]})
     row = fields.model_dump(exclude={"method"})
     row["timeout_ms"] = fields.timeout_ms or 30000
-    row["retry_attempts"] = 5 if fields.retry_attempts is None else fields.retry_attempts
+    row["retry_attempts"] = fields.retry_attempts
     row["headers"] = fields.headers or {}
     row["enabled"] = True if fields.enabled is None else fields.enabled
     timezone = fields.timezone or "UTC"
@@ -306,8 +337,12 @@ def parse_create(payload: Any, now: datetime) -> TaskDraft:
         row.update(
             cron_row(expression, timezone, now), schedule_type="cron", method=fields.method or "GET"
         )
+        if row["retry_attempts"] is None:
+            row["retry_attempts"] = DEFAULT_CRON_RETRY_ATTEMPTS
     else:
         row.update(schedule_type="once", method=fields.method or "POST", timezone=timezone)
+        if row["retry_attempts"] is None:
+            row["retry_attempts"] = DEFAULT_ONCE_RETRY_ATTEMPTS
         if "scheduled_at" in timing:
             row["scheduled_at"] = parse_run_at(data["scheduled_at"], now).isoformat()
         else:

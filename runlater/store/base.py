@@ -52,6 +52,14 @@ class StoreBase:
     def application_name(self) -> str:
         return self._pool.application_name
 
+    @property
+    def pool_size(self) -> int:
+        return self._pool.size
+
+    def pool_in_use(self) -> int:
+        """Connections lent out right now (for ``/metrics``)."""
+        return self._pool.in_use()
+
     @classmethod
     async def open(
         cls,

@@ -124,7 +124,8 @@ class BulkStore(StoreBase):
         self, org_id: UUID, task: dict[str, Any], delay_s: float | None, bodies: Sequence[Any]
     ) -> Row:
         """One one-time task per body, all sharing ``task``'s fields, and their first
-        executions — one statement. Returns ``created`` and ``scheduled_for``."""
+        executions — one statement. Returns ``created``, ``scheduled_for``, and ``task_ids`` and
+        ``execution_ids`` in the order of ``bodies``."""
         row = await self._run(fetchrow, Q.insert_batch_tasks, org_id, task, delay_s, list(bodies))
         if not row["created"]:
             raise NotFound("organization not found")

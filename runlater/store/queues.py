@@ -19,7 +19,13 @@ class QueueStore(StoreBase):
         ``running``."""
         return await self._run(fetch, Q.list_queues, org_id)
 
+    async def execution_counts(self) -> dict[str, int]:
+        """How many executions are pending and running in the whole cluster: an operator's
+        figure for ``/metrics``, never shown to an organization."""
+        rows = await self._run(fetch, Q.count_executions_by_status)
+        return {row["status"]: row["n"] for row in rows}
+
     async def set_queue_paused(self, org_id: UUID, name: str, paused: bool) -> Row:
-        """Pause or resume a queue (idempotent); NotFound when the organization has none of
-        that name. Running executions finish; pending ones wait while it is paused."""
+        """Pause or resume a queue (idempotent), creating it when no task has named it yet.
+        Running executions finish; pending ones wait while it is paused."""
         return await self._one("queue not found", Q.set_queue_paused, org_id, name, paused)

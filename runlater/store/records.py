@@ -29,6 +29,7 @@ class ClaimedExecution:
     expected_status_codes: str | None = None
     expected_body_pattern: str | None = None
     signing_secrets: tuple[str, ...] | list[str] = ()  # newest first
+    next_run_at: datetime | None = None  # a cron task's next scheduled run (no retry past it)
 
 
 @dataclass(frozen=True, slots=True)

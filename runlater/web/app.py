@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Blueprint, jsonify, request
-from quart_schema import document_response
+import trio
+from quart import Blueprint, Response, has_request_context, jsonify, request
+from quart_schema import document_response, hide
 from quart_trio.wrappers import TrioRequest
 from werkzeug.exceptions import HTTPException
 
-from runlater import __version__
+from runlater import __version__, metrics
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
@@ -24,9 +25,10 @@ from runlater.errors import (
 from runlater.schemas.common import Health, Readiness
 from runlater.store.postgres import Store
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
-from runlater.web import auth, openapi, ratelimit, transaction
+from runlater.web import access_log, auth, home, openapi, ratelimit, transaction
 from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
 from runlater.web.errors import ApiError, error_response
+from runlater.web.field_names import details_as_sent
 
 log = logging.getLogger("runlater.web")
 
@@ -37,6 +39,8 @@ LARGE_REQUEST_ROUTES = frozenset({("POST", "/api/v1/tasks/batch"), ("PUT", "/api
 RETRY_AFTER_S = "5"
 # /health/ready answers within a second: the probe gets this, the rest is HTTP.
 READY_DEADLINE_S = 0.8
+# /metrics answers even while the database does not: the queue depth keeps its last value.
+METRICS_DB_DEADLINE_S = 1.0
 
 
 class SizedRequest(TrioRequest):
@@ -69,7 +73,9 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.request_class = SizedRequest
+    access_log.install(app)  # first: its line is written after every other hook has run
     openapi.install(app, __version__)
+    home.install(app, __version__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_request
@@ -128,13 +134,33 @@ def create_app(
         response.headers["Retry-After"] = RETRY_AFTER_S
         return response, 503
 
+    async def _body() -> bytes:
+        # Websocket requests have no body (and no request context).
+        return await request.get_data(cache=True) if has_request_context() else b""
+
+    @app.get("/metrics")
+    @hide  # text for Prometheus, not part of the JSON API's spec
+    async def metrics_text() -> Any:
+        """Prometheus text format: executions by outcome, queue depth by status, delivery
+        duration and scheduling lateness histograms, actor restarts, leader status, database
+        pool use, API requests by route and status."""
+        with trio.move_on_after(METRICS_DB_DEADLINE_S):
+            try:
+                metrics.set_queue_depth(await store.execution_counts())
+            except (StoreUnavailable, TransientConflict) as exc:
+                log.warning("metrics: queue depth not read error=%s", exc)
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
+
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Any:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        details = details_as_sent(exc.details, await _body())
+        return error_response(exc.status, exc.code, exc.message, details, exc.headers)
 
     @app.errorhandler(LimitExceeded)
     async def limit_exceeded(exc: LimitExceeded) -> Any:
-        return error_response(422, "limit_exceeded", exc.message, {exc.field: [exc.message]})
+        details = details_as_sent({exc.field: [exc.message]}, await _body())
+        return error_response(422, "limit_exceeded", exc.message, details)
 
     @app.errorhandler(NotFound)
     async def not_found(exc: NotFound) -> Any:
@@ -173,7 +199,10 @@ def create_app(
             405: "method_not_allowed",
             413: "payload_too_large",
         }.get(status, "bad_request")
-        limit = request.max_content_length or MAX_REQUEST_BYTES
+        # A websocket upgrade has no request context (and no body): same answer, no size.
+        limit = (request.max_content_length if has_request_context() else None) or (
+            MAX_REQUEST_BYTES
+        )
         message = (
             f"request body is larger than {_size(limit)}" if status == 413 else exc.description
         )

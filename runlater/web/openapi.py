@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import mimetypes
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,7 +101,11 @@ _ERRORS_ATTRIBUTE = "_runlater_error_codes"
 _PUBLIC_ATTRIBUTE = "_runlater_public"
 _NO_CONTENT_ATTRIBUTE = "_runlater_no_content"
 _OPTIONAL_BODY_ATTRIBUTE = "_runlater_optional_body"
-_ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+# Every error response refers to this one component (a client generator makes one error
+# class); which codes a route can answer is in the response's description and its
+# ``x-error-codes``.
+ERROR_COMPONENT = "Error"
+_ERROR_SCHEMA_REF = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
 
 
 def errors(*codes: str) -> Callable[[F], F]:
@@ -154,13 +159,23 @@ class RunlaterOpenAPI(OpenAPIProvider):
         spec["openapi"] = "3.1.0"
         components = spec["components"]["schemas"]
         error = ErrorResponse.model_json_schema(ref_template=COMPONENT_PREFIX + "{model}")
-        components.update(error.pop("$defs", {}), ErrorResponse=error)
+        defs = error.pop("$defs", {})
+        defs["ErrorBody"]["properties"]["code"]["enum"] = sorted(ERROR_CODES)
+        components.update(defs, **{ERROR_COMPONENT: error})
         spec["paths"] = dict(sorted(spec["paths"].items()))
         for operations in spec["paths"].values():
             for operation in operations.values():
                 add_examples(operation, components)
         add_links(spec)
-        return spec
+        _name_inline_schemas(spec)
+        ready = {int(k): v for k, v in spec["paths"]["/health/ready"]["get"]["responses"].items()}
+        ready[200]["description"] = "ready: the database answered within the deadline"
+        ready[503]["description"] = "not ready: the database did not answer in time"
+        ready[503]["content"]["application/json"]["example"] = {
+            "status": "error",
+            "database": "unreachable",
+        }
+        return _markdown(spec)
 
     def operation_id(self, method: str, path: str, func: Callable[..., Any]) -> str | None:
         name = func.__name__
@@ -244,9 +259,10 @@ class RunlaterOpenAPI(OpenAPIProvider):
             described = "; ".join(f"`{c}`: {ERROR_MEANINGS[c]}" for c in status_codes)
             response: dict[str, Any] = {
                 "description": described,
+                "x-error-codes": status_codes,
                 "content": {
                     "application/json": {
-                        "schema": _error_schema(status_codes),
+                        "schema": _ERROR_SCHEMA_REF,
                         "example": {
                             "error": {
                                 "code": status_codes[0],
@@ -270,10 +286,37 @@ class RunlaterOpenAPI(OpenAPIProvider):
         return operation
 
 
-def _error_schema(codes: list[str]) -> dict[str, Any]:
-    """The error envelope with ``error.code`` limited to ``codes``."""
-    code = {"properties": {"code": {"enum": codes}}}
-    return {"allOf": [_ERROR_SCHEMA_REF, {"properties": {"error": code}}]}
+def _name_inline_schemas(spec: dict[str, Any]) -> None:
+    """A request or response model written inline (quart-schema does so for a route's own
+    models) becomes a component named by its title, referred to wherever it is used: a client
+    generator then makes one class with the model's name, not one per route and status."""
+    components = spec["components"]["schemas"]
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            bodies = [operation.get("requestBody", {}), *operation.get("responses", {}).values()]
+            for response in bodies:
+                media = response.get("content", {}).get("application/json")
+                schema = media.get("schema") if media else None
+                title = schema.get("title") if isinstance(schema, dict) else None
+                if not title or "$ref" in schema or schema.get("type") != "object":
+                    continue
+                name = re.sub(r"[^A-Za-z0-9._-]+", "_", title).strip("_")  # Page[X]: Page_X
+                if components.setdefault(name, schema) == schema:
+                    media["schema"] = {"$ref": f"{COMPONENT_PREFIX}{name}"}
+
+
+def _markdown(value: Any) -> Any:
+    """Docstrings use reStructuredText's double backticks; the spec's texts are Markdown."""
+    if isinstance(value, dict):
+        return {
+            k: v.replace("``", "`")
+            if k in ("description", "summary") and isinstance(v, str)
+            else _markdown(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_markdown(v) for v in value]
+    return value
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -354,4 +397,5 @@ def install(app: Quart, version: str) -> None:
         return response
 
     app.add_url_rule(DOCS_PATH, "docs", docs)
+    app.add_url_rule(f"{DOCS_PATH}/", "docs_slash", docs)  # the same page, as people type it
     app.add_url_rule(f"{DOCS_ASSETS}/<path:name>", "docs_asset", docs_asset)

@@ -55,17 +55,18 @@ def resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_codes(spec: dict[str, Any], operation: dict[str, Any]) -> dict[str, int]:
-    """The error codes an operation documents, with their status: ``error.code``'s enum in each
-    4xx/5xx response schema."""
+    """The error codes an operation documents, with their status: each 4xx/5xx response's
+    ``x-error-codes``, every one of them a value of the shared ``Error`` schema's code enum."""
+    shared = resolve(spec, {"$ref": f"{COMPONENTS}ErrorBody"})["properties"]["code"]["enum"]
     found: dict[str, int] = {}
     for status, response in operation["responses"].items():
-        if int(status) < 400:
-            continue
+        if int(status) < 400 or "x-error-codes" not in response:
+            continue  # a success, or a route's own model (/health/ready's 503)
         schema = response["content"]["application/json"]["schema"]
-        for part in schema.get("allOf", [schema]):
-            code = resolve(spec, part).get("properties", {}).get("error", {})
-            for value in resolve(spec, code).get("properties", {}).get("code", {}).get("enum", ()):
-                found[value] = int(status)
+        assert schema == {"$ref": f"{COMPONENTS}Error"}, (status, schema)
+        for value in response["x-error-codes"]:
+            assert value in shared, value
+            found[value] = int(status)
     return found
 
 
@@ -91,6 +92,9 @@ def data_models(spec: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """The named models a body is made of: the schema's own ref, each ref of a union, or the
     ref inside an envelope's ``data`` (``Data[T]``, ``Page[T]``)."""
     if "$ref" in schema:
+        envelope = resolve(spec, schema).get("properties", {}).get("data")
+        if envelope is not None:  # a named envelope: its data is the model
+            return data_models(spec, envelope.get("items", envelope))
         return [schema["$ref"].removeprefix(COMPONENTS)]
     if "anyOf" in schema:
         return [name for branch in schema["anyOf"] for name in data_models(spec, branch)]

@@ -15,12 +15,19 @@ printed seed, 20,000+ requests); the environment variables below tune both.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import random
+import re
+import socket
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
+
+import httpx
 
 from runlater.config import Settings
 from tests.contract.fuzz_hooks import PROTECTED_KEY_ENV
@@ -109,3 +116,49 @@ def test_generated_requests_get_no_5xx_and_only_answers_the_spec_describes(
     assert not [o for o in outcomes if not o.endswith(":success")], outcomes
     for check in CHECKS:
         assert outcomes[f"{check}:success"] >= requests // 2, (check, outcomes)
+
+
+def _websocket_status(url: str, path: str, extra_headers: str = "") -> int:
+    """Status of a websocket upgrade request to ``path`` (a raw handshake, any bytes)."""
+    host, port = url.removeprefix("http://").split(":")
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"{extra_headers}\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request.encode("latin-1"))
+        head = b""
+        while b"\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def test_websocket_upgrades_to_any_path_get_no_5xx(database_url: str) -> None:
+    """Every documented path (ids filled in), with and without a key, odd paths and odd
+    headers: a websocket upgrade is answered like any request, never with a 5xx."""
+    rng = random.Random(int(FUZZ_SEED or 7))
+    settings = Settings(allow_private_targets=True, rate_limit_per_key=0, rate_limit_per_ip=0)
+    with ServerThread(database_url, settings) as server:
+        spec = httpx.get(f"{server.url}/api/v1/openapi.json", timeout=10).json()
+        paths = [re.sub(r"\{[^}]+\}", str(uuid.uuid4()), p) for p in spec["paths"]]
+        paths += ["/", "/api/v1/live", "/metrics", "/health", "/%00", "/api/v1/../x", "/" * 300]
+        paths += ["/" + "".join(rng.choice("ab%/?.;~") for _ in range(30)) for _ in range(50)]
+        auth = f"Authorization: Bearer {server.key}\r\n"
+        statuses = Counter(
+            _websocket_status(server.url, path, headers)
+            for path in paths
+            for headers in (
+                "",
+                auth,
+                "Origin: http://evil.test\r\n",
+                "Sec-WebSocket-Protocol: x\r\n",
+            )
+        )
+    assert sum(statuses.values()) == len(paths) * 4
+    assert not [s for s in statuses if s >= 500], statuses
+    assert statuses[404] > 0, statuses

@@ -127,7 +127,7 @@ async def test_batch_of_1000_is_1000_tasks_and_executions_in_one_statement(
     reply = await api.post("/tasks/batch", json=batch(items=items, method="PUT"))
     assert reply.status == 201, reply.body
     assert set(reply.body) == {"data"}
-    assert set(reply.body["data"]) == {"queue", "created", "scheduled_for"}
+    assert set(reply.body["data"]) == {"queue", "created", "scheduled_for", "items"}
     assert reply.body["data"]["queue"] == "imports"
     assert reply.body["data"]["created"] == 1000
     assert near(reply.body["data"]["scheduled_for"], before)
@@ -138,7 +138,8 @@ async def test_batch_of_1000_is_1000_tasks_and_executions_in_one_statement(
 
     written = await rows(
         store,
-        """select t.body, t.queue, t.method, t.url, t.schedule_type, t.scheduled_at,
+        """select t.id as task_id, e.id as execution_id,
+                  t.body, t.queue, t.method, t.url, t.schedule_type, t.scheduled_at,
                   e.status, e.attempt, e.source, e.scheduled_for,
                   t.xmin::text as task_xact, e.xmin::text as execution_xact
            from tasks t join executions e on e.task_id = t.id
@@ -152,6 +153,10 @@ async def test_batch_of_1000_is_1000_tasks_and_executions_in_one_statement(
         for i in items
     ]
     assert [r["body"] for r in written] == expected  # the queue holds them in item order
+    # The answer names each item's task and execution, in input order.
+    assert reply.body["data"]["items"] == [
+        {"task_id": str(r["task_id"]), "execution_id": str(r["execution_id"])} for r in written
+    ]
     scheduled = parse_ts(reply.body["data"]["scheduled_for"])
     for r in written:
         assert (r["queue"], r["method"], r["url"], r["schedule_type"]) == (
@@ -256,7 +261,7 @@ async def test_a_repeated_idempotency_key_creates_one_batch(
         (batch(url="ftp://example.com/x"), {"url"}),
         (batch(method="FETCH"), {"method"}),
         (batch(timeout_ms=10), {"timeout_ms"}),
-        (batch(delay="5m", run_at="2030-01-01T00:00:00Z"), {"delay", "scheduled_at"}),
+        (batch(delay="5m", run_at="2030-01-01T00:00:00Z"), {"delay", "run_at"}),
         (batch(items=["ok", "nul\x00"]), {"items[1]"}),
         (batch(items=[{"deep": ["nul\x00"]}]), {"items[0]"}),
     ],

@@ -17,11 +17,14 @@ from standardwebhooks import Webhook
 from runlater.actors.callbacker import MAX_ATTEMPTS, Callbacker
 from runlater.actors.worker import Worker, WorkerResult
 from runlater.apikeys import new_webhook_secret
+from runlater.clock import SystemClock
+from runlater.config import Settings
 from runlater.delivery.client import Deliverer, Sender
 from runlater.delivery.transport import TrioTransport
 from runlater.store.postgres import Store
+from runlater.web.app import create_app
 from tests.helpers.db import raw_connection, sql
-from tests.helpers.factories import make_org, once_task
+from tests.helpers.factories import cron_task, make_org, once_task
 from tests.helpers.sink import Received, serve_sink
 
 
@@ -319,3 +322,78 @@ async def test_repeated_5xx_backs_off_and_a_success_clears_it(
             await sql(conn, "update host_backoffs set until = now()")  # backoff over
             assert (await deliver_due(store)).succeeded == 1
             assert await sql(conn, "select * from host_backoffs") == []
+
+
+# ------------------------------------------------------------------------------ content type
+
+
+@pytest.mark.parametrize(
+    ("task", "content_type"),
+    [
+        ({"body": {"order": 42}}, "application/json"),
+        ({"body": [1, 2]}, "application/json"),
+        ({"body": '{"order": 42}'}, "application/json"),  # a string holding a JSON object
+        ({"body": "plain words"}, "text/plain; charset=utf-8"),
+        ({"body": "[not json"}, "text/plain; charset=utf-8"),
+        ({"body": {"a": 1}, "headers": {"content-type": "application/vnd.api+json"}}, None),
+        ({}, "absent"),
+    ],
+)
+async def test_a_body_gets_a_content_type_unless_the_task_sets_one(
+    store: Store, task: dict[str, Any], content_type: str | None
+) -> None:
+    """Created through the API as a user would; what the target receives is checked."""
+    _, key = await make_org(store)
+    app = create_app(store, Settings(allow_private_targets=True), SystemClock())
+    async with serve_sink() as sink:
+        response = await app.test_client().post(
+            "/api/v1/tasks",
+            json={"url": sink.url + "/hook", **task},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 202, await response.get_json()
+        await deliver_due(store)
+    got = sink.requests[0]
+    if content_type == "absent":
+        assert "content-type" not in got.headers
+    elif content_type is None:
+        assert got.headers["content-type"] == "application/vnd.api+json"
+    else:
+        assert got.headers["content-type"] == content_type
+
+
+# ------------------------------------------------------------------------------ cron retries
+
+
+@pytest.mark.parametrize(("next_run_in", "retried"), [("1 hour", True), ("2 seconds", False)])
+async def test_a_failed_cron_run_is_retried_unless_the_next_run_comes_first(
+    store: Store, database_url: str, next_run_in: str, retried: bool
+) -> None:
+    """A cron task with retry_attempts retries a failed run with backoff (10 s and more), as a
+    one-time task does; when its next scheduled run comes before the retry would, that run
+    takes over and no retry is made."""
+    org, _ = await make_org(store)
+    async with serve_sink() as sink:
+        task = await store.insert_task(
+            org,
+            cron_task(
+                sink.url + "/status/500",
+                "0 * * * *",
+                "2030-01-01T00:00:00+00:00",
+                interval_minutes=60,
+                retry_attempts=2,
+            ),
+            None,
+        )
+        await store.trigger_task(org, task["id"])
+        async with raw_connection(database_url) as conn:
+            await sql(
+                conn,
+                f"update tasks set next_run_at = now() + interval '{next_run_in}' where id = $1",
+                task["id"],
+            )
+        assert (await deliver_due(store)).failed == 1
+    runs = await executions_of(store, org, task["id"])
+    pending = [e for e in runs if e["status"] == "pending"]
+    assert [e["attempt"] for e in pending] == ([2] if retried else [])
+    assert [e["status"] for e in runs if e["attempt"] == 1] == ["failed"]

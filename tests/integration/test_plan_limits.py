@@ -442,18 +442,24 @@ async def test_cron_slots_over_the_limit_are_cancelled_and_the_batch_goes_on(
 async def test_free_cron_every_5_minutes_is_refused_on_create_and_patch(
     free: Org, pro: Org, database_url: str
 ) -> None:
-    message = "free plan allows a cron interval of at least 60 minutes; this one runs every 5"
+    message = (
+        "free plan allows a cron interval of at least 60 minutes; this one runs every 5 minutes"
+    )
     status, body = await free.api.call("POST", "/tasks", {"url": TARGET, "cron": "*/5 * * * *"})
-    assert_limit_exceeded(status, body, "cron_expression", message)
+    assert_limit_exceeded(status, body, "cron", message)
+    status, body = await free.api.call(
+        "POST", "/tasks", {"url": TARGET, "cron_expression": "* * * * *"}
+    )
+    assert_limit_exceeded(status, body, "cron_expression", message.replace("5 minutes", "1 minute"))
     assert await count(database_url, "tasks", free.id) == 0
 
     status, hourly = await free.api.call("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
     assert status == 201, hourly
     task_path = f"/tasks/{hourly['data']['id']}"
     status, body = await free.api.call("PATCH", task_path, {"cron": "*/5 * * * *"})
-    assert_limit_exceeded(status, body, "cron_expression", message)
-    status, body = await free.api.call("PUT", task_path, {"cron": "*/5 * * * *"})
-    assert_limit_exceeded(status, body, "cron_expression", message)
+    assert_limit_exceeded(status, body, "cron", message)
+    status, body = await free.api.call("PUT", task_path, {"task": {"cron": "*/5 * * * *"}})
+    assert_limit_exceeded(status, body, "cron", message)
     status, task = await free.api.call("GET", task_path)
     assert task["data"]["cron_expression"] == "0 * * * *"
     assert task["data"]["next_run_at"] == hourly["data"]["next_run_at"]

@@ -769,18 +769,43 @@ async def test_pause_and_resume_answer_name_and_state(api: Api) -> None:
     assert listed == [{"name": "emails.v2:eu-1_x", "paused": True, "pending": 1, "running": 0}]
 
 
-async def test_another_organizations_queue_is_unknown(api: Api, other: Api, store: Store) -> None:
-    """Globex cannot pause or resume Acme's queue (404); with a queue of the same name of its
-    own, pausing it leaves Acme's running."""
+async def test_pausing_a_name_never_touches_another_organizations_queue(
+    api: Api, other: Api, store: Store
+) -> None:
+    """Globex pausing "emails" pauses Globex's own queue of that name; Acme's keeps running and
+    Acme's listing does not change."""
     await post_task(api, queue="emails")
-    for action in ("pause", "resume"):
-        assert_error(await other.post(f"/queues/emails/{action}"), 404, "not_found")
-    assert_error(await api.post("/queues/nope/pause"), 404, "not_found")
+    for action in ("resume", "pause"):
+        reply = await other.post(f"/queues/emails/{action}")
+        assert reply.body == {"data": {"name": "emails", "paused": action == "pause"}}
+    listed = (await api.get("/queues")).body["data"]
+    assert listed == [{"name": "emails", "paused": False, "pending": 1, "running": 0}]
     await post_task(other, queue="emails")
-    assert (await other.post("/queues/emails/pause")).status == 200
-    assert (await api.get("/queues")).body["data"][0]["paused"] is False
     claimed = await claim(store)
     assert len(claimed) == 1  # Acme's item; Globex's waits in its paused queue
+    assert claimed[0].organization_id != (await other_org_id(other, store))
+
+
+async def other_org_id(other: Api, store: Store) -> Any:
+    reply = await other.get("/org")
+    return UUID(reply.body["data"]["id"])
+
+
+async def test_a_queue_paused_before_its_first_item_holds_that_item(api: Api, store: Store) -> None:
+    """A queue is a name: pausing it before any task uses it works, and the items wait."""
+    reply = await api.post("/queues/reports/pause")
+    assert reply.status == 200, reply.body
+    assert reply.body == {"data": {"name": "reports", "paused": True}}
+    await post_task(api, queue="reports")
+    assert await claim(store) == []
+    listed = (await api.get("/queues")).body["data"]
+    assert listed == [{"name": "reports", "paused": True, "pending": 1, "running": 0}]
+    await api.post("/queues/reports/resume")
+    assert len(await claim(store)) == 1
+
+
+async def test_pausing_an_invalid_queue_name_is_a_validation_error(api: Api) -> None:
+    assert_error(await api.post("/queues/-dash/pause"), 422, "validation_error")
 
 
 async def test_queue_routes_need_a_key(app: QuartTrio) -> None:

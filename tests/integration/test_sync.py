@@ -367,14 +367,14 @@ async def test_another_orgs_tasks_of_the_same_name_are_untouched(
         ({"tasks": [{**NIGHTLY, "name": ""}]}, {"tasks[0].name"}),
         ({"tasks": [NIGHTLY, WELCOME, {**WELCOME, "url": TARGET + "2"}]}, {"tasks[2].name"}),
         ({"tasks": [{"name": "x"}]}, {"tasks[0].url"}),
-        ({"tasks": [WELCOME, {**NIGHTLY, "cron": "61 * * * *"}]}, {"tasks[1].cron_expression"}),
+        ({"tasks": [WELCOME, {**NIGHTLY, "cron": "61 * * * *"}]}, {"tasks[1].cron"}),
         ({"tasks": [{**NIGHTLY, "timezone": "Mars/Base"}]}, {"tasks[0].timezone"}),
         ({"tasks": [{**WELCOME, "delay": "soon"}]}, {"tasks[0].delay"}),
         (
             {"tasks": [{**WELCOME, "delay": None, "run_at": "2001-01-01T00:00:00Z"}]},
             {"tasks[0].run_at"},
         ),
-        ({"tasks": [{**NIGHTLY, "delay": "5m"}]}, {"tasks[0].cron_expression", "tasks[0].delay"}),
+        ({"tasks": [{**NIGHTLY, "delay": "5m"}]}, {"tasks[0].cron", "tasks[0].delay"}),
         ({"tasks": [{**NIGHTLY, "timeout_ms": "slow"}]}, {"tasks[0].timeout_ms"}),
         ({"tasks": [{**NIGHTLY, "headers": {"Host": "x"}}]}, {"tasks[0].headers"}),
         (
@@ -410,8 +410,8 @@ async def test_one_invalid_item_rolls_back_the_valid_ones(
         {**WELCOME, "cron": "0 8 * * *"},  # a one-time task cannot become a cron task
     ]
     reply = await put_sync(api, {"tasks": declared, "delete_removed": True})
-    error = assert_error(reply, 422, "validation_error", {"tasks[2].cron_expression"})
-    assert "cron" in error["details"]["tasks[2].cron_expression"][0]
+    error = assert_error(reply, 422, "validation_error", {"tasks[2].cron"})
+    assert "cron" in error["details"]["tasks[2].cron"][0]
     assert await snapshot(store, org[0]) == before
 
 
@@ -420,7 +420,7 @@ async def test_one_invalid_item_rolls_back_the_valid_ones(
     [
         ({"name": "nightly", "delay": "5m"}, "tasks[0].delay"),
         ({"name": "nightly", "run_at": "2100-01-01T00:00:00Z"}, "tasks[0].run_at"),
-        ({"name": "welcome", "cron": "0 9 * * *"}, "tasks[0].cron_expression"),
+        ({"name": "welcome", "cron": "0 9 * * *"}, "tasks[0].cron"),
     ],
 )
 async def test_an_existing_task_cannot_change_kind(

@@ -58,7 +58,7 @@ def test_retry_after_seconds_date_and_cap() -> None:
 
 def test_retry_delay_respects_attempts_kind_and_retry_after() -> None:
     kw = {"status": "failed", "status_code": 503, "retry_after": None}
-    assert retry_delay_s(schedule_type="cron", attempt=1, retry_attempts=5, **kw) is None
+    assert retry_delay_s(schedule_type="cron", attempt=1, retry_attempts=0, **kw) is None
     assert retry_delay_s(schedule_type="once", attempt=6, retry_attempts=5, **kw) is None
     assert retry_delay_s(schedule_type="once", attempt=5, retry_attempts=5, **kw) is not None
     assert (
@@ -117,4 +117,49 @@ def test_pathological_pattern_is_cut_off_not_hung() -> None:
     assert error in (
         "expected_body_pattern took too long to match",
         "response body does not match expected_body_pattern",
+    )
+
+
+def test_a_cron_run_retries_like_a_one_time_task_but_never_past_its_next_run() -> None:
+    kw = {"status": "failed", "status_code": 503, "retry_after": None}
+    delay = retry_delay_s(schedule_type="cron", attempt=1, retry_attempts=2, **kw)
+    assert delay is not None and delay > 0  # no next run known: like a one-time task
+    assert (
+        retry_delay_s(
+            schedule_type="cron",
+            attempt=1,
+            retry_attempts=2,
+            status="failed",
+            status_code=503,
+            retry_after="30",
+            next_run_in_s=3600,
+        )
+        == 30
+    )
+    # The retry would run at or after the next scheduled run: that run takes over.
+    assert (
+        retry_delay_s(
+            schedule_type="cron",
+            attempt=1,
+            retry_attempts=2,
+            status="failed",
+            status_code=503,
+            retry_after="30",
+            next_run_in_s=30,
+        )
+        is None
+    )
+    assert retry_delay_s(schedule_type="cron", attempt=3, retry_attempts=2, **kw) is None
+    # A one-time task has no next run: next_run_in_s does not apply to it.
+    assert (
+        retry_delay_s(
+            schedule_type="once",
+            attempt=1,
+            retry_attempts=2,
+            status="failed",
+            status_code=503,
+            retry_after="30",
+            next_run_in_s=5,
+        )
+        == 30
     )

@@ -180,7 +180,6 @@ CASES = [
     case("http://mapped.test/", BLOCKED, id="name-mapped-private", why="private"),
     case("http://cgnat.test/", BLOCKED, private=True, id="name-cgnat", why="CGNAT"),
     case("http://linklocal6.test/", BLOCKED, private=True, id="name-link-local", why="link-local"),
-    case("http://nowhere.test/", BLOCKED, id="name-nxdomain", why="does not resolve"),
     # allowed: public addresses in any spelling, and private ones when admitted
     case(f"http://{PUBLIC4}/", ALLOWED, id="public-v4"),
     case(f"https://{PUBLIC4}:8443/hook?x=1", ALLOWED, id="public-v4-port"),
@@ -211,11 +210,44 @@ async def test_guard(url: str, allow_private: bool, blocked: bool, why: str) -> 
             await check_url(url, allow_private=allow_private, resolver=resolver)
         assert why in str(caught.value)
     else:
-        await check_url(url, allow_private=allow_private, resolver=resolver)
+        assert await check_url(url, allow_private=allow_private, resolver=resolver) is None
 
 
 def test_the_matrix_is_large() -> None:
     assert len(CASES) >= 60
+
+
+async def test_a_name_that_does_not_resolve_is_a_warning_not_a_verdict() -> None:
+    """Offline, or with a typo in the host: not known to be blocked, so the API accepts the URL
+    and says why it may not work; the connect-time guard decides at delivery."""
+    warning = await check_url(
+        "https://nowhere.test/hook", allow_private=False, resolver=StaticResolver(ANSWERS)
+    )
+    assert warning is not None
+    assert "'nowhere.test' does not resolve" in warning
+    assert "accepted anyway" in warning
+
+
+async def test_a_name_that_does_not_resolve_is_still_refused_for_a_blocked_port() -> None:
+    with pytest.raises(UrlNotAllowed, match="port 22 is not allowed"):
+        await check_url("http://nowhere.test:22/", allow_private=False, resolver=StaticResolver())
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/", "http://10.0.0.1/", "http://internal.test/", "http://[::1]/"]
+)
+async def test_a_private_target_names_the_setting_that_allows_it(url: str) -> None:
+    with pytest.raises(UrlNotAllowed) as caught:
+        await check_url(url, allow_private=False, resolver=StaticResolver(ANSWERS))
+    assert "RUNLATER_ALLOW_PRIVATE_TARGETS=true" in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/", "http://metadata.test/"])
+async def test_a_metadata_target_does_not_suggest_the_setting(url: str) -> None:
+    """The setting would not help: metadata addresses stay blocked with it."""
+    with pytest.raises(UrlNotAllowed) as caught:
+        await check_url(url, allow_private=False, resolver=StaticResolver(ANSWERS))
+    assert "RUNLATER_ALLOW_PRIVATE_TARGETS" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

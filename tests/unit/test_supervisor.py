@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from prometheus_client import REGISTRY
 
 from runlater.errors import SupervisorGaveUp
 from runlater.supervisor import ChildSpec, Restart, RestartPolicy, Supervisor
@@ -51,10 +52,15 @@ def test_crashing_child_is_restarted_and_logged(
             await trio.sleep(60)
             nursery.cancel_scope.cancel()
 
+    def restarts_counted() -> float:
+        return REGISTRY.get_sample_value("runlater_actor_restarts_total", {"actor": "flaky"}) or 0
+
+    counted = restarts_counted()
     with caplog.at_level(logging.ERROR, logger="runlater.supervisor"):
         trio.run(main, clock=autojump)
     assert state["runs"] == 4
     assert sup.restarts["flaky"] == 3
+    assert restarts_counted() - counted == 3
     assert sum("actor=flaky" in r.getMessage() for r in caplog.records) == 3
 
 

@@ -3,7 +3,8 @@
 -- (as for insert_task: a one-time task, body left out), $3 delay seconds (null when
 -- scheduled_at is given), $4 the bodies, one task each, in the request's order. Inserts the N
 -- tasks and their N first executions (in item order, so a queue keeps the items' order), with
--- the same columns, priority and host as insert_task; one NOTIFY fires on commit.
+-- the same columns, priority and host as insert_task; one NOTIFY fires on commit. Returns the
+-- task and execution ids in item order.
 with org as (
     select id, tier from organizations where id = $1
 ), r as (
@@ -32,11 +33,15 @@ with org as (
     select t.organization_id, t.id, 'schedule', execution_priority(org.tier, null), run.at, t.host
     from items join t on t.id = items.id cross join org cross join run
     order by items.ord
-    returning scheduled_for
+    returning id, task_id, scheduled_for
 ), n as (
     select pg_notify('runlater_executions', '') where exists (select from e)
 )
 select (select count(*) from e) as created, (select min(scheduled_for) from e) as scheduled_for,
+       (select array_agg(e.task_id order by items.ord) from e join items on items.id = e.task_id)
+           as task_ids,
+       (select array_agg(e.id order by items.ord) from e join items on items.id = e.task_id)
+           as execution_ids,
        (select count(*) from n) as notified
 
 -- name: lock_org_sync

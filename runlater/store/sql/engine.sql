@@ -52,6 +52,7 @@ returning e.id, e.lease_token, e.task_id, e.organization_id, e.attempt,
           coalesce(e.root_execution_id, e.id) as root_execution_id, e.scheduled_for,
           t.schedule_type, t.url, t.method, t.headers, t.body, t.timeout_ms,
           t.retry_attempts, t.expected_status_codes, t.expected_body_pattern,
+          t.next_run_at,
           array_remove(array[o.webhook_secret,
                              case when o.previous_webhook_secret_expires_at > now()
                                   then o.previous_webhook_secret end], null) as signing_secrets

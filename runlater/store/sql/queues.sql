@@ -12,15 +12,24 @@ group by q.name, q.paused
 order by q.name
 
 -- name: set_queue_paused
--- Pause ($3 true) or resume ($3 false) queue $2 of organization $1; no row when it has no such
--- queue. A resume wakes the pools (on commit): the queue's head may be due already.
+-- Pause ($3 true) or resume ($3 false) queue $2 of organization $1. A queue is a name: pausing
+-- one that no task has used yet creates it paused, and its first items wait. A resume wakes the
+-- pools (on commit): the queue's head may be due already.
 with changed as (
-    update queues
-    set paused = $3, updated_at = now()
-    where organization_id = $1 and name = $2
+    insert into queues (organization_id, name, paused)
+    values ($1, $2, $3)
+    on conflict (organization_id, name) do update
+        set paused = excluded.paused, updated_at = now()
     returning name, paused
 ), woken as (
     select pg_notify('runlater_executions', '') from changed where not changed.paused
 )
 select c.name, c.paused, (select count(*) from woken) as notified
 from changed c
+
+-- name: count_executions_by_status
+-- Executions pending and running in the whole cluster (every organization): /metrics only.
+select status, count(*) as n
+from executions
+where status in ('pending', 'running')
+group by status

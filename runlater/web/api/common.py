@@ -96,20 +96,35 @@ def page(
 TASK_URL_FIELDS = ("url", "callback_url", "on_failure_url", "on_recovery_url")
 
 
-async def check_urls(fields: dict[str, Any]) -> None:
-    """422 ``url_not_allowed`` when a URL a task may call fails the SSRF guard."""
+UrlWarning = dict[str, str]
+
+
+async def check_urls(fields: dict[str, Any], *, prefix: str = "") -> list[UrlWarning]:
+    """422 ``url_not_allowed`` when a URL a task may call is known to be blocked by the SSRF
+    guard; otherwise the warnings to show (a host name that does not resolve now), each
+    ``{"field", "message"}`` with the field's path under ``prefix``."""
     allow = current_app.config["SETTINGS"].allow_private_targets
     details: dict[str, list[str]] = {}
+    warnings: list[UrlWarning] = []
     for name in TASK_URL_FIELDS:
         if fields.get(name):
             try:
-                await check_url(
+                warning = await check_url(
                     fields[name], allow_private=allow, resolver=current_app.config["RESOLVER"]
                 )
             except UrlNotAllowed as exc:
-                details[name] = [str(exc)]
+                details[f"{prefix}{name}"] = [str(exc)]
+                continue
+            if warning is not None:
+                warnings.append({"field": f"{prefix}{name}", "message": warning})
     if details:
         raise ApiError(422, "url_not_allowed", "a URL points where Runlater may not call", details)
+    return warnings
+
+
+def with_warnings(body: dict[str, Any], warnings: list[UrlWarning]) -> dict[str, Any]:
+    """A response body with ``warnings`` added when there are any."""
+    return {**body, "warnings": warnings} if warnings else body
 
 
 def task_update_plan(

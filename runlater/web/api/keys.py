@@ -10,6 +10,7 @@ from quart_schema import document_querystring, document_request, document_respon
 from runlater import apikeys
 from runlater.schemas.common import Data, Page, PageQuery
 from runlater.schemas.keys import ApiKey, ApiKeyCreated, ApiKeyCreateRequest
+from runlater.schemas.unknown import unknown_fields
 from runlater.web import openapi, serialize
 from runlater.web.api.common import json_body, page, pagination, parse_id
 from runlater.web.auth import org_id
@@ -31,9 +32,11 @@ def _key(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_name(payload: dict[str, Any]) -> str | None:
-    fields = payload.get("api_key", payload)
+    fields = payload["api_key"] if set(payload) == {"api_key"} else payload
     if not isinstance(fields, dict):
         raise validation_error({"api_key": ["must be an object"]})
+    if unknown := unknown_fields(fields, {"name"}):
+        raise validation_error(unknown)
     name = fields.get("name")
     if name is None:
         return None

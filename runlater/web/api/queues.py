@@ -1,7 +1,8 @@
 """``/api/v1/queues``: the organization's named queues, their counts, pause and resume.
 
-A queue exists once a task names it (``queue`` on POST/PATCH /tasks). Another organization's
-queue of the same name is a different queue, and unknown here (404).
+A queue is a name: it exists once a task names it (``queue`` on POST/PATCH /tasks) or once it
+is paused or resumed, which may come before its first item. Another organization's queue of the
+same name is a different queue.
 """
 
 from __future__ import annotations
@@ -12,14 +13,22 @@ from quart import Blueprint, current_app, jsonify
 from quart_schema import document_response
 
 from runlater.schemas.common import Data
-from runlater.schemas.queues import Queue, QueueState
+from runlater.schemas.queues import Queue, QueueState, check_queue_name
 from runlater.web.auth import org_id
+from runlater.web.errors import validation_error
 
 bp = Blueprint("queues", __name__)
 
 
 def _store() -> Any:
     return current_app.config["STORE"]
+
+
+def _name(raw: str) -> str:
+    try:
+        return check_queue_name(raw) or raw
+    except ValueError as exc:
+        raise validation_error({"name": [str(exc)]}) from None
 
 
 def _state(row: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +48,9 @@ async def list_queues() -> Any:
 @bp.post("/queues/<name>/pause")
 @document_response(Data[QueueState], 200)
 async def pause_queue(name: str) -> Any:
-    """Pause a queue: nothing new starts; a running execution finishes; pending ones wait."""
-    row = await _store().set_queue_paused(org_id(), name, True)
+    """Pause a queue: nothing new starts; a running execution finishes; pending ones wait.
+    A queue no task has used yet is created paused: its first items wait."""
+    row = await _store().set_queue_paused(org_id(), _name(name), True)
     return jsonify({"data": _state(row)})
 
 
@@ -48,5 +58,5 @@ async def pause_queue(name: str) -> Any:
 @document_response(Data[QueueState], 200)
 async def resume_queue(name: str) -> Any:
     """Resume a paused queue: its head runs as soon as it is due."""
-    row = await _store().set_queue_paused(org_id(), name, False)
+    row = await _store().set_queue_paused(org_id(), _name(name), False)
     return jsonify({"data": _state(row)})

@@ -15,7 +15,7 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
-from runlater.schemas.common import Data
+from runlater.schemas.common import DataWarnings
 from runlater.schemas.sync import (
     INVALID,
     SyncItem,
@@ -30,7 +30,13 @@ from runlater.schemas.tasks import parse_create, parse_run_at, parse_update
 from runlater.store.bulk import Decide, NewTask, TaskEdit, TaskSyncPlan, TaskSyncResult
 from runlater.store.records import Row
 from runlater.web import openapi
-from runlater.web.api.common import check_urls, json_body, task_update_plan
+from runlater.web.api.common import (
+    UrlWarning,
+    check_urls,
+    json_body,
+    task_update_plan,
+    with_warnings,
+)
 from runlater.web.auth import org_id
 from runlater.web.errors import ApiError, validation_error
 
@@ -105,29 +111,32 @@ def _decide(items: list[SyncItem], now: datetime) -> Decide:
     return decide
 
 
-async def _check_item_urls(items: list[SyncItem]) -> None:
+async def _check_item_urls(items: list[SyncItem]) -> list[UrlWarning]:
     details: dict[str, list[str]] = {}
+    warnings: list[UrlWarning] = []
     for item in items:
         try:
-            await check_urls(item.fields.model_dump())
+            warnings += await check_urls(item.fields.model_dump(), prefix=f"{item.path}.")
         except ApiError as exc:
-            details.update(under(item.path, exc))
+            details.update(exc.details or {})
     if details:
         raise ApiError(422, "url_not_allowed", "a URL points where Runlater may not call", details)
+    return warnings
 
 
 @bp.put("/sync")
 @document_querystring(SyncQuery)
 @document_request(SyncRequest)
-@document_response(Data[SyncResult], 200)
+@document_response(DataWarnings[SyncResult], 200)
 @openapi.errors("url_not_allowed", "limit_exceeded")
 async def sync() -> Any:
     """Make the organization's tasks match a declared list, matched by name."""
     dry_run = parse_dry_run(request.args.get("dry_run"))
     draft = parse_sync(await json_body())
     result = TaskSyncResult(created=[], updated=[], deleted=[], unchanged=[])
+    warnings: list[UrlWarning] = []
     if draft.tasks is not None:
-        await _check_item_urls(draft.tasks)
+        warnings = await _check_item_urls(draft.tasks)
         result = await current_app.config["STORE"].sync_tasks(
             org_id(),
             [item.name for item in draft.tasks],
@@ -141,4 +150,4 @@ async def sync() -> Any:
         "deleted": result.deleted,
         "unchanged": result.unchanged,
     }
-    return jsonify({"data": {"dry_run": dry_run, "tasks": changes}})
+    return jsonify(with_warnings({"data": {"dry_run": dry_run, "tasks": changes}}, warnings))

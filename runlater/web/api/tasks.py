@@ -8,7 +8,7 @@ from quart import Blueprint, current_app, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
 from runlater.errors import Conflict
-from runlater.schemas.common import Data, Page
+from runlater.schemas.common import Data, DataWarnings, Page
 from runlater.schemas.task_api import (
     CancelQueueQuery,
     CronTaskCreated,
@@ -33,6 +33,7 @@ from runlater.web.api.common import (
     pagination,
     parse_id,
     task_update_plan,
+    with_warnings,
 )
 from runlater.web.auth import org_id
 from runlater.web.errors import validation_error
@@ -68,17 +69,19 @@ def _text_arg(name: str) -> str | None:
 async def create_task() -> Any:
     """Create a task: a cron task (201), or a one-time task run now, later or at a time (202)."""
     draft = parse_create(await json_body(), _now())
-    await check_urls(draft.row)
+    warnings = await check_urls(draft.row)
     row = await _store().insert_task(org_id(), draft.row, draft.delay_s)
     if row["schedule_type"] == "cron":
-        return jsonify({"data": serialize.task(row), "message": "Cron task created"}), 201
+        body = {"data": serialize.task(row), "message": "Cron task created"}
+        return jsonify(with_warnings(body, warnings)), 201
     data = {
         "task_id": str(row["id"]),
         "execution_id": str(row["execution_id"]),
         "status": "pending",
         "scheduled_for": serialize.ts(row["execution_scheduled_for"]),
     }
-    return jsonify({"data": data, "message": "Task queued for execution"}), 202
+    body = {"data": data, "message": "Task queued for execution"}
+    return jsonify(with_warnings(body, warnings)), 202
 
 
 @bp.get("/tasks")
@@ -115,16 +118,16 @@ async def get_task(task_id: str) -> Any:
 
 @bp.route("/tasks/<task_id>", methods=["PATCH", "PUT"])
 @document_request(TaskUpdateRequest)
-@document_response(Data[Task], 200)
+@document_response(DataWarnings[Task], 200)
 @openapi.errors("invalid_run_at", "url_not_allowed", "limit_exceeded")
 async def update_task(task_id: str) -> Any:
     """Change a task's fields (PUT is the same as PATCH: only the fields given change)."""
     tid = parse_id(task_id, "task")
     now = _now()
     changes, expression = parse_update(await json_body(), now)
-    await check_urls(changes)
+    warnings = await check_urls(changes)
     row = await _store().update_task(org_id(), tid, task_update_plan(changes, expression, now))
-    return jsonify({"data": serialize.task(row)})
+    return jsonify(with_warnings({"data": serialize.task(row)}, warnings))
 
 
 @bp.delete("/tasks/<task_id>")
