@@ -23,7 +23,14 @@ from typing import Any
 from bench import api, harness, lateness, pgbench, profiling, throughput
 from bench.harness import Cluster, log, median
 
-ALL = ("baselines", "pgbench", "throughput", "lateness", "api", "profile")
+ALL = ("baselines", "pgbench", "throughput", "logging", "lateness", "api", "profile")
+# The logging benchmark: the same 1-node drain with the delivery log off (WARNING: successes
+# log nothing), as text (the default) and as JSON. Each node's stderr goes to a file.
+LOG_MODES = {
+    "off": {"RUNLATER_LOG_LEVEL": "WARNING"},
+    "text": {"RUNLATER_LOG_FORMAT": "text"},
+    "json": {"RUNLATER_LOG_FORMAT": "json"},
+}
 TRANSPORTS = ("runlater", "httpx")
 
 
@@ -240,6 +247,8 @@ async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rn
                 f"sink {cpu.get('sink')}"
             )
             res.add(key, r)
+    if "logging" in args.only:
+        await logging_round(cluster, args, res, rnd)
     if "api" in args.only:
         await api_round(cluster, args, res, rnd)
     if "lateness" in args.only:
@@ -270,6 +279,69 @@ async def one_round(cluster: Cluster, args: argparse.Namespace, res: Results, rn
                     continue
                 log(f"  the API did not sustain {rate:.0f}/s; same rate inserted via SQL")
             await late("sql")
+
+
+async def logging_round(cluster: Cluster, args: argparse.Namespace, res: Results, rnd: int) -> None:
+    """One drain per log mode (order alternating between rounds): what a line per delivery
+    costs the node at its full delivery rate."""
+    modes = list(LOG_MODES) if rnd % 2 else list(reversed(LOG_MODES))
+    for mode in modes:
+        log(f"round {rnd}: logging {mode}, 1 node, max_workers {args.workers[0]}, N={args.n}")
+        r = await throughput.run_once(
+            cluster,
+            n=args.n,
+            max_workers=args.workers[0],
+            nodes=1,
+            transport=args.transports[0],
+            sink_kind=args.sinks[0],
+            tag=f"r{rnd}-log-{mode}",
+            extra_env=LOG_MODES[mode],
+        )
+        log(
+            f"  -> {r['deliveries_per_s'] or 0:.0f} deliveries/s, node "
+            f"{r['cpu_us_per_delivery'].get('serve')} µs/delivery"
+        )
+        res.add(f"log_{mode}", r)
+
+
+def logging_table(res: Results, args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+    """Deliveries/s and node CPU per delivery by log mode, with per-round ratios to "off"."""
+    if not res.runs.get("log_off"):
+        return [], {}
+    lines = [
+        "",
+        f"Logging at the full delivery rate (1 node, max_workers {args.workers[0]}, "
+        f"N={args.n}, median of {args.runs} round(s); 'vs off' = median of per-round ratios "
+        "to the run with the delivery log off)",
+        f"{'log mode':34} {'deliveries/s':>12} {'range':>13} {'vs off':>7} "
+        f"{'node µs/delivery':>16} {'vs off':>7}",
+    ]
+    summ: dict[str, Any] = {}
+    labels = {
+        "off": "off (RUNLATER_LOG_LEVEL=WARNING)",
+        "text": "text, a line per delivery",
+        "json": "json, a line per delivery",
+    }
+    for mode in LOG_MODES:
+        key = f"log_{mode}"
+        rate = res.values(key, "deliveries_per_s")
+        if not rate:
+            continue
+        cpu = res.med(key, "cpu_us_per_delivery.serve")
+        rate_ratio = median(_round_ratios(res, key, "log_off", "deliveries_per_s"))
+        cpu_ratio = median(_round_ratios(res, key, "log_off", "cpu_us_per_delivery.serve"))
+        summ[key] = {
+            "deliveries_per_s": median(rate),
+            "runs": rate,
+            "node_cpu_us_per_delivery": cpu,
+            "ratio_vs_off": rate_ratio,
+            "cpu_ratio_vs_off": cpu_ratio,
+        }
+        lines.append(
+            f"{labels[mode]:34} {fmt(median(rate)):>12} {spread(rate):>13} "
+            f"{fmt(rate_ratio, 2):>7} {fmt(cpu):>16} {fmt(cpu_ratio, 2):>7}"
+        )
+    return lines, summ
 
 
 async def api_round(cluster: Cluster, args: argparse.Namespace, res: Results, rnd: int) -> None:
@@ -461,7 +533,7 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "-" if not v or not base else f"{v / base:.1%}"
 
     sink_note = ", ".join(args.sinks)
-    if any(not key.startswith(("api_", "profile_api", "late_")) for key in res.runs):
+    if any(not key.startswith(("api_", "profile_api", "late_", "log_")) for key in res.runs):
         lines.append(f"Throughput (median of {args.runs} round(s); range min-max)")
         lines.append(
             f"(HTTP baselines at concurrency {args.concurrency} against the {args.sinks[0]} "
@@ -728,6 +800,9 @@ def table(res: Results, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             lines.append("  top inclusive (engine/library frames):")
             for item in prof["inclusive_top"][:20]:
                 lines.append(f"  {item['pct']:5.1f}%  {item['frame']}")
+    log_lines, log_summ = logging_table(res, args)
+    lines += log_lines
+    summ.update(log_summ)
     return "\n".join(lines), summ
 
 

@@ -77,6 +77,7 @@ async def run_once(
     profile_dir: Path | None = None,
     timeout_s: float = 300,
     extra_sql: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One drain of ``n`` due executions. ``transport`` is the node's
     ``RUNLATER_HTTP_TRANSPORT``; ``sink_kind`` ``python`` (logs each request: arrival times,
@@ -102,7 +103,7 @@ async def run_once(
                     max_workers=max_workers,
                     workdir=work,
                     name=f"node{i + 1}",
-                    extra_env={"RUNLATER_HTTP_TRANSPORT": transport},
+                    extra_env={"RUNLATER_HTTP_TRANSPORT": transport, **(extra_env or {})},
                 )[0]
                 for i in range(nodes)
             ]
@@ -172,6 +173,7 @@ async def run_once(
         "transport": transport,
         "sink": sink_kind,
         "extra_sql": extra_sql,
+        "extra_env": extra_env or {},
         "insert_commit_s": t0 - t_insert,
         # nginx logs nothing: what the sink saw is unknown, the database has every outcome.
         "delivered": len(rows) if sink else None,
