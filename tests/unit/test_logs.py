@@ -59,7 +59,7 @@ def test_records_reach_the_stream_through_the_writer_thread() -> None:
             logging.getLogger("runlater.web").exception("unhandled error in request")
         logging.getLogger("runlater.x").debug("not at INFO")
     finally:
-        listener.stop()  # drains the queue
+        listener.stop()  # writes what is queued
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -68,4 +68,4 @@ def test_records_reach_the_stream_through_the_writer_thread() -> None:
         "unhandled error in request",
     ]
     assert (lines[0]["method"], lines[0]["status"]) == ("GET", 200)
-    assert "RuntimeError: boom" in lines[1]["message"]
+    assert "RuntimeError: boom" in lines[1]["exception"]
