@@ -28,6 +28,23 @@ ensure_postgres() {
     fi
 }
 
+ensure_browser() {
+    # Headless Chromium for the browser tests (Debian's package: the project never downloads
+    # a browser of its own).
+    if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Chromium for the browser tests (apt-get)..." >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq chromium >/dev/null
+    else
+        echo "Chromium not found: install it (e.g. apt-get install chromium) for the browser tests" >&2
+        exit 2
+    fi
+}
+
 ensure_venv() {
     # One install serves both scripts: "test" installs the test extras on top of what "run"
     # needs, so after a test install scripts/run reuses it (no reinstall when switching). The

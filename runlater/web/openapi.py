@@ -17,13 +17,13 @@ an answer's ``data.<name>_id`` is linked to the operations whose path takes ``{<
 from __future__ import annotations
 
 import copy
+import importlib.util
 import mimetypes
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import swagger_ui_bundle
 import trio
 from quart import Quart, Response
 from quart_schema import (
@@ -358,9 +358,19 @@ DOCS_PAGE = f"""<!DOCTYPE html>
 """
 
 
+def swagger_ui_assets() -> Path:
+    """The static files of Swagger UI 5 (OpenAPI 3.1 needs 5; 4.x refuses the spec with
+    "does not specify a valid version field"), from the swagger-ui-py package, located
+    without importing it (its framework adapters are not needed)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed: pip install swagger-ui-py")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
 def install(app: Quart, version: str) -> None:
     """Serve the spec and Swagger UI (its assets from the installed bundle, not a CDN)."""
-    assets = Path(swagger_ui_bundle.swagger_ui_path)
+    assets = swagger_ui_assets()
     QuartSchema(
         app,
         openapi_path=SPEC_PATH,
