@@ -60,6 +60,28 @@ class LimitExceeded(RunlaterError):
         self.field = field
 
 
+class InvalidInput(RunlaterError):
+    """Raised by ``runlater.schemas`` and ``runlater.domain`` for input that cannot be accepted.
+
+    ``code`` is the stable code the API shows (``validation_error``, ``invalid_json``,
+    ``invalid_delay``, ``invalid_run_at``, ``url_not_allowed``, ``payload_too_large``);
+    ``details`` maps a field's path (``tasks[3].cron_expression``) to its messages. Neither
+    layer knows HTTP: ``runlater.web.errors`` maps each code to its status."""
+
+    def __init__(
+        self, code: str, message: str, details: dict[str, list[str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def invalid(details: dict[str, list[str]], message: str = "invalid input") -> InvalidInput:
+    """422 ``validation_error``: the fields in ``details`` are wrong, each with its messages."""
+    return InvalidInput("validation_error", message, details)
+
+
 class InvalidCron(RunlaterError):
     """Raised by ``runlater.cron`` for an unparsable cron expression or an unknown time zone."""
 

@@ -1,34 +1,27 @@
 """``POST /tasks/batch``: many one-time tasks that share everything but their body.
 
-The shared fields are validated exactly as ``POST /tasks`` validates a one-time task
-(``parse_create``); each item becomes one task's body by the same rule as a task's ``body``.
+Each item becomes one task's body by the same rule as a task's ``body``; what the batch means
+(its shared fields read as ``POST /tasks`` reads a one-time task) is ``runlater.domain.batch``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from runlater.errors import InvalidInput, invalid
 from runlater.schemas.queues import QUEUE_NAME_HELP, QUEUE_NAME_PATTERN
-from runlater.schemas.tasks import MAX_BODY_BYTES, Method, TaskFields, parse_create, unwrap
-from runlater.web.errors import ApiError, validation_error
+from runlater.schemas.tasks import MAX_BODY_BYTES, Method, TaskFields, unwrap
 
 MAX_ITEMS = 1000
-_NOT_IN_A_BATCH = {
-    "cron": "a batch creates one-time tasks; create cron tasks with POST /tasks",
-    "cron_expression": "a batch creates one-time tasks; create cron tasks with POST /tasks",
-    "body": "each element of items is one task's body",
-}
 
 
-def body_too_large(details: dict[str, list[str]]) -> ApiError:
+def body_too_large(details: dict[str, list[str]]) -> InvalidInput:
     """413: the contract's answer to a task body over 256 KiB, details keyed by item path."""
-    return ApiError(
-        413,
+    return InvalidInput(
         "payload_too_large",
         f"a task body is larger than {MAX_BODY_BYTES // 1024} KiB",
         details,
@@ -44,55 +37,16 @@ def encode_body(value: Any) -> str | None:
         raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
-def _item_body(item: Any, path: str) -> str | None:
+def item_body(item: Any, path: str) -> str | None:
     """One item's body, with problems keyed by the item's path (``items[3]``)."""
     try:
         unwrap({"body": item}, "task")  # the NUL rule of every task field
-    except ApiError as exc:
-        raise validation_error({path: (exc.details or {}).get("body", [exc.message])}) from None
+    except InvalidInput as exc:
+        raise invalid({path: (exc.details or {}).get("body", [exc.message])}) from None
     try:
         return encode_body(item)
     except ValueError as exc:
         raise body_too_large({path: [str(exc)]}) from None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchDraft:
-    """A validated batch: the fields every task shares, their delay, and one body per task."""
-
-    row: dict[str, Any]
-    delay_s: float | None
-    bodies: list[str | None]
-
-
-def parse_batch(payload: dict[str, Any], now: datetime) -> BatchDraft:
-    """The batch, or the error ``POST /tasks`` would give for its fields (422, or 400
-    ``invalid_delay``/``invalid_run_at``); items are checked one by one: 413 for one over
-    256 KiB, 422 for a NUL character, each keyed by its path (``items[3]``)."""
-    items = payload.get("items")
-    shared = {k: v for k, v in payload.items() if k != "items"}
-    refused = {k: [m] for k, m in _NOT_IN_A_BATCH.items() if shared.get(k) is not None}
-    if shared.get("queue") is None:
-        refused["queue"] = ["is required: the tasks of a batch run in this queue, in order"]
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
-        refused["items"] = [f"must be a list of 1 to {MAX_ITEMS} task bodies"]
-    if refused:
-        raise validation_error(refused)
-    draft = parse_create(shared, now)
-    too_large: dict[str, list[str]] = {}
-    invalid: dict[str, list[str]] = {}
-    bodies: list[str | None] = []
-    for index, item in enumerate(items):
-        try:
-            bodies.append(_item_body(item, f"items[{index}]"))
-        except ApiError as exc:
-            (too_large if exc.status == 413 else invalid).update(exc.details or {})
-    if too_large:
-        raise body_too_large(too_large)
-    if invalid:
-        raise validation_error(invalid)
-    row = {k: v for k, v in draft.row.items() if k != "body"}
-    return BatchDraft(row, draft.delay_s, bodies)
 
 
 # ------------------------------------------------------------------------------- OpenAPI models

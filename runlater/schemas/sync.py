@@ -2,7 +2,7 @@
 
 This module checks what can be checked without the database: the request's shape, each item's
 fields (the rules of ``POST /tasks``), names present and unique. Whether an item creates or
-updates a task is decided against the locked rows, in ``runlater.web.api.sync``. Every problem
+updates a task is decided against the locked rows, in ``runlater.domain.sync``. Every problem
 is reported under the item's path, e.g. ``tasks[3].cron_expression``.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runlater.errors import InvalidInput, invalid
 from runlater.schemas.batch import body_too_large, encode_body
 from runlater.schemas.tasks import TaskFields, unwrap, validate_fields
 from runlater.schemas.unknown import unknown_fields
-from runlater.web.errors import ApiError, validation_error
 
 MAX_SYNC_TASKS = 1000
 NOT_YET = ("monitors", "endpoints")
@@ -44,7 +44,7 @@ class SyncDraft:
     delete_removed: bool
 
 
-def under(path: str, exc: ApiError) -> dict[str, list[str]]:
+def under(path: str, exc: InvalidInput) -> dict[str, list[str]]:
     """An error's details re-keyed under an item's path."""
     if exc.details:
         return {f"{path}.{field}": messages for field, messages in exc.details.items()}
@@ -57,21 +57,21 @@ def parse_dry_run(raw: str | None) -> bool:
         return False
     value = raw.strip().lower()
     if value not in ("true", "false", "1", "0"):
-        raise validation_error({"dry_run": ["must be true or false"]})
+        raise invalid({"dry_run": ["must be true or false"]})
     return value in ("true", "1")
 
 
 def _item(index: int, raw: Any, too_large: dict[str, list[str]]) -> SyncItem:
     path = f"tasks[{index}]"
     if not isinstance(raw, dict):
-        raise validation_error({path: ["must be an object"]})
+        raise invalid({path: ["must be an object"]})
     try:
         data = unwrap(raw, "task")
-    except ApiError as exc:
-        raise validation_error(under(path, exc)) from None
+    except InvalidInput as exc:
+        raise invalid(under(path, exc)) from None
     name = data.get("name")
     if not isinstance(name, str) or not name:
-        raise validation_error(
+        raise invalid(
             {f"{path}.name": ["is required, a non-empty string: sync matches tasks by name"]}
         )
     if "body" in data:
@@ -81,8 +81,8 @@ def _item(index: int, raw: Any, too_large: dict[str, list[str]]) -> SyncItem:
             too_large[f"{path}.body"] = [str(exc)]
     try:
         fields = validate_fields(data)
-    except ApiError as exc:
-        raise validation_error(under(path, exc)) from None
+    except InvalidInput as exc:
+        raise invalid(under(path, exc)) from None
     return SyncItem(path, name, data, fields)
 
 
@@ -94,7 +94,7 @@ def _items(raw: list[Any]) -> list[SyncItem]:
     for index, value in enumerate(raw):
         try:
             item = _item(index, value, too_large)
-        except ApiError as exc:
+        except InvalidInput as exc:
             errors.update(exc.details or {})
             continue
         if item.name in first_with_name:
@@ -107,7 +107,7 @@ def _items(raw: list[Any]) -> list[SyncItem]:
     if too_large:
         raise body_too_large(too_large)
     if errors:
-        raise validation_error(errors, INVALID)
+        raise invalid(errors, INVALID)
     return items
 
 
@@ -130,7 +130,7 @@ def parse_sync(payload: dict[str, Any]) -> SyncDraft:
     elif tasks is not None and len(tasks) > MAX_SYNC_TASKS:
         errors["tasks"] = [f"at most {MAX_SYNC_TASKS} tasks per request"]
     if errors:
-        raise validation_error(errors, INVALID)
+        raise invalid(errors, INVALID)
     return SyncDraft(None if tasks is None else _items(tasks), delete_removed)
 
 

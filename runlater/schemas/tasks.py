@@ -1,14 +1,14 @@
-"""Validation of task payloads (``POST /tasks``, ``PATCH /tasks/{id}``).
+"""The shape of task payloads (``POST /tasks``, ``PATCH /tasks/{id}``, batch and sync items).
 
-Field types and ranges are a pydantic model (the source of the OpenAPI schema); timing keys
-(``cron``/``delay``/``run_at``) are parsed here because they answer with their own error codes.
+Field types and ranges are a pydantic model (the source of the OpenAPI schema); timing values
+(``delay``/``run_at``) are parsed here because they answer with their own error codes. What a
+payload means — defaults, the schedule, what an edit changes — is ``runlater.domain.tasks``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,21 +24,15 @@ from pydantic import (
     field_validator,
 )
 
-from runlater.cron import CronSchedule
-from runlater.errors import InvalidCron
+from runlater.errors import InvalidInput, invalid
 from runlater.patterns import MAX_PATTERN_EXPANSION, pattern_expansion
 from runlater.schemas.queues import QUEUE_NAME_HELP, QUEUE_NAME_PATTERN, check_queue_name
 from runlater.schemas.unknown import unknown_fields
-from runlater.web.errors import ApiError, validation_error
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_BODY_BYTES = 256 * 1024
 MAX_DELAY_S = 366 * 86400
 RUN_AT_MAX_PAST_S = 300
-# A one-time task retries by default; a cron task does not (its next run is the retry), unless
-# asked to — and then never past its next scheduled run.
-DEFAULT_ONCE_RETRY_ATTEMPTS = 5
-DEFAULT_CRON_RETRY_ATTEMPTS = 0
 FORBIDDEN_HEADERS = frozenset(
     {
         "host",
@@ -211,10 +205,10 @@ def _find_nul(value: Any, path: str, found: dict[str, list[str]]) -> None:
 def unwrap(payload: Any, singular: str) -> dict[str, Any]:
     """Accept flat bodies and ones wrapped in the resource's singular name; merge aliases."""
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_json", "request body must be a JSON object")
+        raise InvalidInput("invalid_json", "request body must be a JSON object")
     if set(payload) == {singular}:
         if not isinstance(payload[singular], dict):
-            raise validation_error({singular: [f"must be an object of the {singular}'s fields"]})
+            raise invalid({singular: [f"must be an object of the {singular}'s fields"]})
         payload = payload[singular]
     payload = dict(payload)
     details = unknown_fields(payload, TASK_KEYS)
@@ -228,7 +222,7 @@ def unwrap(payload: Any, singular: str) -> dict[str, Any]:
                 )
             payload[canonical] = payload.pop(alias)
     if details:
-        raise validation_error(details)
+        raise invalid(details)
     return payload
 
 
@@ -241,7 +235,7 @@ def validate_fields(payload: dict[str, Any]) -> TaskFields:
             field = str(error["loc"][0]) if error["loc"] else "body"
             message = error["msg"].removeprefix("Value error, ")
             details.setdefault(field, []).append(message)
-        raise validation_error(details) from None
+        raise invalid(details) from None
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -259,14 +253,11 @@ def parse_delay(value: Any) -> float:
     elif isinstance(value, str) and (match := _DELAY.match(value)):
         seconds = int(match[1]) * _UNITS[match[2]]
     else:
-        raise ApiError(
-            400,
-            "invalid_delay",
-            f"delay {_shown(value)} is not a delay; accepted forms: {DELAY_FORMS}",
+        raise InvalidInput(
+            "invalid_delay", f"delay {_shown(value)} is not a delay; accepted forms: {DELAY_FORMS}"
         )
     if seconds < 0 or seconds > MAX_DELAY_S:
-        raise ApiError(
-            400,
+        raise InvalidInput(
             "invalid_delay",
             f"delay must be between 0 seconds and 366 days; accepted forms: {DELAY_FORMS}",
         )
@@ -276,105 +267,17 @@ def parse_delay(value: Any) -> float:
 def parse_run_at(value: Any, now: datetime) -> datetime:
     message = "run_at must be an ISO-8601 timestamp with an offset, e.g. 2026-01-01T09:00:00Z"
     if not isinstance(value, str):
-        raise ApiError(400, "invalid_run_at", message)
+        raise InvalidInput("invalid_run_at", message)
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ApiError(400, "invalid_run_at", message) from None
+        raise InvalidInput("invalid_run_at", message) from None
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ApiError(400, "invalid_run_at", message)
+        raise InvalidInput("invalid_run_at", message)
     try:
         when = when.astimezone(UTC)
     except OverflowError:
-        raise ApiError(400, "invalid_run_at", "run_at is out of range") from None
+        raise InvalidInput("invalid_run_at", "run_at is out of range") from None
     if when < now - timedelta(seconds=RUN_AT_MAX_PAST_S):
-        raise ApiError(400, "invalid_run_at", "run_at is more than 5 minutes in the past")
+        raise InvalidInput("invalid_run_at", "run_at is more than 5 minutes in the past")
     return when
-
-
-@dataclass(frozen=True, slots=True)
-class TaskDraft:
-    """A validated new task: its row values, and the delay of a one-time task."""
-
-    row: dict[str, Any]
-    delay_s: float | None
-
-
-def cron_row(expression: str, timezone: str, now: datetime) -> dict[str, Any]:
-    """Schedule columns of a cron task, or a validation error naming the field."""
-    try:
-        schedule = CronSchedule(expression, timezone)
-    except InvalidCron as exc:
-        field = "timezone" if "zone" in str(exc).lower() else "cron_expression"
-        raise validation_error({field: [str(exc)]}) from None
-    return {
-        "cron_expression": schedule.expression,
-        "timezone": schedule.timezone,
-        "interval_minutes": schedule.interval_minutes(now),
-        "next_run_at": schedule.next_after(now).isoformat(),
-    }
-
-
-def parse_create(payload: Any, now: datetime) -> TaskDraft:
-    data = unwrap(payload, "task")
-    timing = [k for k in ("cron_expression", "delay", "scheduled_at") if data.get(k) is not None]
-    if len(timing) > 1:
-        raise validation_error({k: ["give only one of cron, delay, run_at"] for k in timing})
-    fields = validate_fields(data)
-    if fields.url is None:
-        raise validation_error({"url": ["is required"]})
-    row = fields.model_dump(exclude={"method"})
-    row["timeout_ms"] = fields.timeout_ms or 30000
-    row["retry_attempts"] = fields.retry_attempts
-    row["headers"] = fields.headers or {}
-    row["enabled"] = True if fields.enabled is None else fields.enabled
-    timezone = fields.timezone or "UTC"
-    delay_s: float | None = None
-    if "cron_expression" in timing:
-        expression = data["cron_expression"]
-        if not isinstance(expression, str):
-            raise validation_error({"cron_expression": ["must be a string"]})
-        row.update(
-            cron_row(expression, timezone, now), schedule_type="cron", method=fields.method or "GET"
-        )
-        if row["retry_attempts"] is None:
-            row["retry_attempts"] = DEFAULT_CRON_RETRY_ATTEMPTS
-    else:
-        row.update(schedule_type="once", method=fields.method or "POST", timezone=timezone)
-        if row["retry_attempts"] is None:
-            row["retry_attempts"] = DEFAULT_ONCE_RETRY_ATTEMPTS
-        if "scheduled_at" in timing:
-            row["scheduled_at"] = parse_run_at(data["scheduled_at"], now).isoformat()
-        else:
-            delay_s = parse_delay(data["delay"]) if "delay" in timing else 0.0
-    row["name"] = fields.name or f"{row['method']} {fields.url}"[:200]
-    return TaskDraft(row, delay_s)
-
-
-def parse_update(payload: Any, now: datetime) -> tuple[dict[str, Any], str | None]:
-    """The changed writable fields, and a new cron expression if one was given.
-
-    ``run_at``/``scheduled_at`` moves a one-time task whose execution is still pending.
-    """
-    data = unwrap(payload, "task")
-    if "delay" in data:
-        raise validation_error({"delay": ["use run_at to move a one-time task"]})
-    fields = validate_fields(data)
-    changes = {k: getattr(fields, k) for k in fields.model_fields_set}
-    if data.get("scheduled_at") is not None:
-        changes["scheduled_at"] = parse_run_at(data["scheduled_at"], now).isoformat()
-    for required in (
-        "url",
-        "name",
-        "method",
-        "timezone",
-        "timeout_ms",
-        "retry_attempts",
-        "enabled",
-    ):
-        if required in changes and changes[required] is None:
-            raise validation_error({required: ["cannot be null"]})
-    expression = data.get("cron_expression")
-    if "cron_expression" in data and not isinstance(expression, str):
-        raise validation_error({"cron_expression": ["must be a string"]})
-    return changes, expression

@@ -16,7 +16,10 @@ from runlater import __version__, metrics
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
+from runlater.domain.service import TaskService
+from runlater.domain.urls import UrlPolicy
 from runlater.errors import (
+    InvalidInput,
     LimitExceeded,
     NotFound,
     StoreUnavailable,
@@ -27,8 +30,10 @@ from runlater.store.postgres import Store
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
 from runlater.web import access_log, auth, home, openapi, ratelimit, transaction
 from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
-from runlater.web.errors import ApiError, error_response
+from runlater.web.context import CONFIG_KEY, Services
+from runlater.web.errors import ApiError, error_response, input_status
 from runlater.web.field_names import details_as_sent
+from runlater.web.keycache import ApiKeyCache
 
 log = logging.getLogger("runlater.web")
 
@@ -64,13 +69,17 @@ def create_app(
 ) -> transaction.RunlaterApp:
     """``resolver``: how URL checks resolve names (tests inject answers; default: the system)."""
     app = transaction.RunlaterApp("runlater")
-    app.config.update(
-        RESOLVER=resolver,
-        STORE=store,
-        SETTINGS=settings,
-        CLOCK=clock,
-        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        JSON_SORT_KEYS=False,
+    urls = UrlPolicy(allow_private=settings.allow_private_targets, resolver=resolver)
+    # Rate limits (per client address before authentication, per key after it) and the
+    # key cache read time from the same source (``ratelimit.monotonic_seconds``).
+    seconds = ratelimit.monotonic_seconds(clock)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, JSON_SORT_KEYS=False)
+    app.config[CONFIG_KEY] = Services(
+        store=store,
+        settings=settings,
+        clock=clock,
+        tasks=TaskService(store, urls, clock),
+        api_keys=ApiKeyCache(seconds),
     )
     app.request_class = SizedRequest
     access_log.install(app)  # first: its line is written after every other hook has run
@@ -87,11 +96,7 @@ def create_app(
         await request.get_data(cache=True)
 
     api = Blueprint("api", __name__, url_prefix="/api/v1")
-    # Rate limits (per client address before authentication, per key after it) and the
-    # key cache read time from the same source (``ratelimit.monotonic_seconds``).
-    seconds = ratelimit.monotonic_seconds(clock)
     limits = ratelimit.RateLimits(settings, seconds)
-    auth.install(app, seconds)
     api.before_request(limits.check_client)
     api.before_request(auth.authenticate)
     api.before_request(limits.check_key)
@@ -156,6 +161,11 @@ def create_app(
     async def api_error(exc: ApiError) -> Any:
         details = details_as_sent(exc.details, await _body())
         return error_response(exc.status, exc.code, exc.message, details, exc.headers)
+
+    @app.errorhandler(InvalidInput)
+    async def invalid_input(exc: InvalidInput) -> Any:
+        details = details_as_sent(exc.details, await _body())
+        return error_response(input_status(exc), exc.code, exc.message, details)
 
     @app.errorhandler(LimitExceeded)
     async def limit_exceeded(exc: LimitExceeded) -> Any:

@@ -1,11 +1,11 @@
 """Bearer API-key authentication: every ``/api/v1`` request acts inside one organization.
 
-Key lookups are cached in the process for less than ``KEY_CACHE_TTL_S`` (1 s), counted from
+Key lookups are cached in the process (``runlater.web.keycache``) for less than 1 s, counted from
 the moment the lookup *started*: a revocation committed at time r is seen by every lookup that
 starts after r, so on every node no request arriving at r + 1 s or later is admitted with the
 revoked key. The node that revokes a key forgets its cache at once (``forget_on_revoke``).
 Only keys that exist are cached (an unknown key id costs a lookup each time — the per-address
-rate limit bounds that), and at most ``KEY_CACHE_MAX`` of them.
+rate limit bounds that), and at most 10,000 of them.
 
 Each lookup (about once a second per key and node while it is in use) also marks the key's
 ``last_used_at``, at most once a minute (see ``authenticate_api_key`` in ``orgs.sql``).
@@ -13,53 +13,19 @@ Each lookup (about once a second per key and node while it is in use) also marks
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Any
 from uuid import UUID
 
-from quart import Response, current_app, g, request
+from quart import Response, g, request
 
 from runlater import apikeys
 from runlater.store.records import ApiKeyOwner
+from runlater.web.context import services
 from runlater.web.errors import ApiError
-from runlater.web.ratelimit import Seconds
 from runlater.web.transaction import after_commit
 
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
-KEY_CACHE_TTL_S = 1.0
-KEY_CACHE_MAX = 10_000
 # The route that revokes keys (runlater/web/api/keys.py): after it, this node's cache is dropped.
 REVOKE_ENDPOINT = "api.api_keys.revoke_api_key"
-
-
-class ApiKeyCache:
-    """key id → (owner, when its lookup started), trusted for less than ``ttl_s``."""
-
-    def __init__(self, now: Seconds, ttl_s: float = KEY_CACHE_TTL_S, size: int = KEY_CACHE_MAX):
-        self.now = now
-        self.ttl_s = ttl_s
-        self.size = size
-        self._entries: OrderedDict[str, tuple[ApiKeyOwner, float]] = OrderedDict()
-
-    def get(self, key_id: str) -> ApiKeyOwner | None:
-        entry = self._entries.get(key_id)
-        if entry is None:
-            return None
-        owner, started = entry
-        # A clock that went backwards makes the entry untrustworthy too.
-        if not 0.0 <= self.now() - started < self.ttl_s:
-            del self._entries[key_id]
-            return None
-        return owner
-
-    def put(self, key_id: str, owner: ApiKeyOwner, started: float) -> None:
-        self._entries[key_id] = (owner, started)
-        self._entries.move_to_end(key_id)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def _unauthorized(message: str) -> ApiError:
@@ -67,13 +33,11 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def _owner(key_id: str, secret: str) -> ApiKeyOwner | None:
-    cache: ApiKeyCache = current_app.config["API_KEY_CACHE"]
+    cache = services().api_keys
     owner = cache.get(key_id)
     if owner is None:
         started = cache.now()
-        owner = await current_app.config["STORE"].authenticate_api_key(
-            key_id, apikeys.hash_secret(secret)
-        )
+        owner = await services().store.authenticate_api_key(key_id, apikeys.hash_secret(secret))
         if owner is not None:
             cache.put(key_id, owner, started)
     return owner
@@ -105,15 +69,9 @@ async def forget_on_revoke(response: Response) -> Response:
     (once the revocation is committed: a lookup between a clear and the commit would put
     the key back into the cache)."""
     if request.endpoint == REVOKE_ENDPOINT and response.status_code < 300:
-        cache: ApiKeyCache = current_app.config["API_KEY_CACHE"]
-        after_commit(cache.clear)
+        after_commit(services().api_keys.clear)
     return response
 
 
 def org_id() -> UUID:
     return g.org_id
-
-
-def install(app: Any, now: Seconds) -> None:
-    """The app's key cache (read by ``authenticate``)."""
-    app.config["API_KEY_CACHE"] = ApiKeyCache(now)

@@ -6,6 +6,16 @@ from typing import Any
 
 from quart import Response, jsonify
 
+from runlater.errors import InvalidInput, invalid
+
+# The HTTP status of each code an InvalidInput carries (api.md); any other code is 422.
+INPUT_STATUS = {
+    "invalid_json": 400,
+    "invalid_delay": 400,
+    "invalid_run_at": 400,
+    "payload_too_large": 413,
+}
+
 
 class ApiError(Exception):
     """Raised by route handlers; rendered by the app's error handler."""
@@ -47,5 +57,9 @@ def not_found(what: str = "resource") -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
-def validation_error(details: dict[str, list[str]], message: str = "invalid input") -> ApiError:
-    return ApiError(422, "validation_error", message, details)
+def input_status(exc: InvalidInput) -> int:
+    return INPUT_STATUS.get(exc.code, 422)
+
+
+# Route handlers refuse query parameters the same way the schemas refuse fields.
+validation_error = invalid

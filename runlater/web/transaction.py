@@ -25,13 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from quart import Response, current_app, g, request
+from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from runlater.errors import StoreError, StoreUnavailable
 from runlater.store import transaction as store_transaction
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay, RequestTransaction
 from runlater.web import idempotency
+from runlater.web.context import services
 from runlater.web.errors import error_response
 
 log = logging.getLogger("runlater.web.transaction")
@@ -61,7 +62,7 @@ async def begin() -> None:
     if request.method not in idempotency.MUTATING or "org_id" not in g:
         return
     key = await idempotency.key_of_request()
-    tx = current_app.config["STORE"].request_transaction(key)
+    tx = services().store.request_transaction(key)
     store_transaction.current.set(tx)
 
 

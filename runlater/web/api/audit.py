@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Blueprint, Response, current_app, g, jsonify, request
+from quart import Blueprint, Response, g, jsonify, request
 from quart_schema import document_querystring, document_response
 
 from runlater.schemas.audit import AuditEntry
@@ -19,6 +19,7 @@ from runlater.store.transaction import AuditRecord
 from runlater.web import serialize
 from runlater.web.api.common import page, pagination
 from runlater.web.auth import org_id
+from runlater.web.context import services
 
 log = logging.getLogger("runlater.web.audit")
 
@@ -83,5 +84,5 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 async def audit_log() -> Any:
     """The organization's audit log: every successful mutating API call, newest first."""
     limit, offset = pagination()
-    rows = await current_app.config["STORE"].list_audit_log(org_id(), limit=limit, offset=offset)
+    rows = await services().store.list_audit_log(org_id(), limit=limit, offset=offset)
     return jsonify(page([_entry(r) for r in rows], rows, limit, offset))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, jsonify
 from quart_schema import document_request, document_response
 
-from runlater.schemas.batch import BatchCreated, BatchRequest, parse_batch
+from runlater.schemas.batch import BatchCreated, BatchRequest
 from runlater.schemas.common import DataWarnings
 from runlater.web import openapi, serialize
-from runlater.web.api.common import check_urls, json_body, with_warnings
+from runlater.web.api.common import json_body, with_warnings
 from runlater.web.auth import org_id
+from runlater.web.context import services
 
 bp = Blueprint("batch", __name__)
 
@@ -22,13 +23,10 @@ bp = Blueprint("batch", __name__)
 @openapi.errors("invalid_delay", "invalid_run_at", "url_not_allowed", "limit_exceeded")
 async def create_batch() -> Any:
     """Create one one-time task per item, all in one queue."""
-    draft = parse_batch(await json_body(), current_app.config["CLOCK"].now())
-    warnings = await check_urls(draft.row)
-    row = await current_app.config["STORE"].insert_batch(
-        org_id(), draft.row, draft.delay_s, draft.bodies
-    )
+    created = await services().tasks.create_batch(org_id(), await json_body())
+    row = created.value
     data = {
-        "queue": draft.row["queue"],
+        "queue": row["queue"],
         "created": row["created"],
         "scheduled_for": serialize.ts(row["scheduled_for"]),
         "items": [
@@ -36,4 +34,4 @@ async def create_batch() -> Any:
             for task_id, execution_id in zip(row["task_ids"], row["execution_ids"], strict=True)
         ],
     }
-    return jsonify(with_warnings({"data": data}, warnings)), 201
+    return jsonify(with_warnings({"data": data}, created.warnings)), 201

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import Blueprint, jsonify, request
 from quart_schema import document_querystring, document_response
 
 from runlater.cron import CronSchedule
@@ -14,6 +14,7 @@ from runlater.errors import InvalidCron
 from runlater.schemas.common import Data
 from runlater.schemas.cron import MAX_PREVIEW_COUNT, CronPreview, CronPreviewQuery
 from runlater.web import serialize
+from runlater.web.context import services
 from runlater.web.errors import validation_error
 
 bp = Blueprint("cron", __name__)
@@ -33,7 +34,7 @@ def _count() -> int:
 def _after() -> datetime:
     raw = request.args.get("after")
     if raw is None:
-        return current_app.config["CLOCK"].now()
+        return services().clock.now()
     try:
         after = datetime.fromisoformat(raw.strip().replace(" ", "+"))  # '+' arrives as a space
     except ValueError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import Blueprint, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
 from runlater import apikeys
@@ -14,6 +14,7 @@ from runlater.schemas.unknown import unknown_fields
 from runlater.web import openapi, serialize
 from runlater.web.api.common import json_body, page, pagination, parse_id
 from runlater.web.auth import org_id
+from runlater.web.context import services
 from runlater.web.errors import validation_error
 
 bp = Blueprint("api_keys", __name__)
@@ -23,7 +24,7 @@ MAX_NAME = 200
 
 
 def _store() -> Any:
-    return current_app.config["STORE"]
+    return services().store
 
 
 def _key(row: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, jsonify
 from quart_schema import document_response
 
 from runlater.apikeys import new_webhook_secret
@@ -12,6 +12,7 @@ from runlater.schemas.common import Data
 from runlater.schemas.org import Organization, RotatedSecret
 from runlater.web import serialize
 from runlater.web.auth import org_id
+from runlater.web.context import services
 
 bp = Blueprint("org", __name__)
 
@@ -39,7 +40,7 @@ def _organization(row: dict[str, Any]) -> dict[str, Any]:
 @document_response(Data[Organization], 200)
 async def get_org() -> Any:
     """The caller's organization: plan, limits, webhook secret and this month's usage."""
-    row = await current_app.config["STORE"].get_organization_usage(org_id())
+    row = await services().store.get_organization_usage(org_id())
     return jsonify({"data": _organization(row)})
 
 
@@ -47,7 +48,7 @@ async def get_org() -> Any:
 @document_response(Data[RotatedSecret], 200)
 async def rotate_webhook_secret() -> Any:
     """A new signing secret; the previous one keeps signing alongside it for 24 h."""
-    row = await current_app.config["STORE"].rotate_webhook_secret(org_id(), new_webhook_secret())
+    row = await services().store.rotate_webhook_secret(org_id(), new_webhook_secret())
     return jsonify(
         {
             "data": {

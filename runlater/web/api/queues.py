@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, jsonify
 from quart_schema import document_response
 
 from runlater.schemas.common import Data
 from runlater.schemas.queues import Queue, QueueState, check_queue_name
 from runlater.web.auth import org_id
+from runlater.web.context import services
 from runlater.web.errors import validation_error
 
 bp = Blueprint("queues", __name__)
 
 
 def _store() -> Any:
-    return current_app.config["STORE"]
+    return services().store
 
 
 def _name(raw: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import Blueprint, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
 from runlater.errors import Conflict
@@ -24,18 +24,11 @@ from runlater.schemas.task_api import (
     TaskTriggered,
     TaskUpdateRequest,
 )
-from runlater.schemas.tasks import parse_create, parse_update
+from runlater.store.postgres import Store
 from runlater.web import openapi, serialize
-from runlater.web.api.common import (
-    check_urls,
-    json_body,
-    page,
-    pagination,
-    parse_id,
-    task_update_plan,
-    with_warnings,
-)
+from runlater.web.api.common import json_body, page, pagination, parse_id, with_warnings
 from runlater.web.auth import org_id
+from runlater.web.context import services
 from runlater.web.errors import validation_error
 
 bp = Blueprint("tasks", __name__)
@@ -45,12 +38,8 @@ EXECUTION_STATUSES = frozenset(
 )
 
 
-def _store() -> Any:
-    return current_app.config["STORE"]
-
-
-def _now() -> Any:
-    return current_app.config["CLOCK"].now()
+def _store() -> Store:
+    return services().store
 
 
 def _text_arg(name: str) -> str | None:
@@ -68,9 +57,8 @@ def _text_arg(name: str) -> str | None:
 @openapi.errors("invalid_delay", "invalid_run_at", "url_not_allowed", "limit_exceeded")
 async def create_task() -> Any:
     """Create a task: a cron task (201), or a one-time task run now, later or at a time (202)."""
-    draft = parse_create(await json_body(), _now())
-    warnings = await check_urls(draft.row)
-    row = await _store().insert_task(org_id(), draft.row, draft.delay_s)
+    created = await services().tasks.create(org_id(), await json_body())
+    row, warnings = created.value, created.warnings
     if row["schedule_type"] == "cron":
         body = {"data": serialize.task(row), "message": "Cron task created"}
         return jsonify(with_warnings(body, warnings)), 201
@@ -123,18 +111,15 @@ async def get_task(task_id: str) -> Any:
 async def update_task(task_id: str) -> Any:
     """Change a task's fields (PUT is the same as PATCH: only the fields given change)."""
     tid = parse_id(task_id, "task")
-    now = _now()
-    changes, expression = parse_update(await json_body(), now)
-    warnings = await check_urls(changes)
-    row = await _store().update_task(org_id(), tid, task_update_plan(changes, expression, now))
-    return jsonify(with_warnings({"data": serialize.task(row)}, warnings))
+    updated = await services().tasks.update(org_id(), tid, await json_body())
+    return jsonify(with_warnings({"data": serialize.task(updated.value)}, updated.warnings))
 
 
 @bp.delete("/tasks/<task_id>")
 @openapi.no_content
 async def delete_task(task_id: str) -> Any:
     """Delete a task; its pending executions are cancelled, its history is kept."""
-    await _store().delete_task(org_id(), parse_id(task_id, "task"))
+    await services().tasks.delete(org_id(), parse_id(task_id, "task"))
     return "", 204
 
 

@@ -1,0 +1,30 @@
+"""What the web layer is given: one typed object per app, reached with ``services()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import current_app
+
+from runlater.clock import Clock
+from runlater.config import Settings
+from runlater.domain.service import TaskService
+from runlater.store.postgres import Store
+from runlater.web.keycache import ApiKeyCache
+
+CONFIG_KEY = "RUNLATER_SERVICES"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    store: Store
+    settings: Settings
+    clock: Clock
+    tasks: TaskService
+    api_keys: ApiKeyCache
+
+
+def services() -> Services:
+    """This app's services (inside a request or app context)."""
+    found: Services = current_app.config[CONFIG_KEY]
+    return found
