@@ -17,7 +17,8 @@ from runlater.actors.elector import Elector
 from runlater.actors.heap_trimmer import HeapTrimmer
 from runlater.actors.janitor import Janitor
 from runlater.actors.listener import Listener
-from runlater.actors.pool import PoolManager
+from runlater.actors.messages import Wake
+from runlater.actors.pool import PoolCarry, PoolManager
 from runlater.actors.rescuer import Rescuer
 from runlater.actors.scheduler import Scheduler
 from runlater.clock import Clock, SystemClock
@@ -52,15 +53,32 @@ def db_timeouts(settings: Settings) -> DbTimeouts:
 
 @dataclass
 class Node:
-    """What a running node exposes to its caller (tests read ``web.bound``)."""
+    """What a running node exposes to its caller: the supervision tree, and the instance each
+    child runs now (a restarted child is a new instance; tests read ``web.bound``)."""
 
     settings: Settings
     store: Store
     supervisor: Supervisor
-    web: WebServer
-    pool: PoolManager
-    elector: Elector
-    extras: dict[str, Any] = field(default_factory=dict)
+    pool_carry: PoolCarry = field(default_factory=PoolCarry)
+
+    def child(self, name: str) -> Any:
+        """The running instance of the root supervisor's child ``name``."""
+        return self.supervisor.running[name]
+
+    @property
+    def web(self) -> WebServer:
+        web: WebServer = self.child("web")
+        return web
+
+    @property
+    def pool(self) -> PoolManager:
+        pool: PoolManager = self.child("pool")
+        return pool
+
+    @property
+    def elector(self) -> Elector:
+        elector: Elector = self.child("elector")
+        return elector
 
 
 def outbound_transport(settings: Settings) -> httpx.AsyncBaseTransport:
@@ -97,17 +115,15 @@ def build_node(
 ) -> Node:
     clock = clock or SystemClock()
     name = node_name(settings)
-    pool_send, pool_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
-    sched_send, sched_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
-    callback_send, callback_recv = trio.open_memory_channel[Any](MAILBOX_SIZE)
+    pool_send, pool_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
+    sched_send, sched_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
+    callback_send, callback_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     deliverer = Deliverer(
         http,
         allow_private_targets=settings.allow_private_targets,
         precheck_urls=settings.http_transport != "runlater",
     )
-    pool = PoolManager(
-        store, deliverer, settings, node=name, mailbox=pool_recv, wake=pool_send.clone()
-    )
+    carry = PoolCarry()  # outlives pool crashes: what one instance leaves to the next
     policy = RestartPolicy(max_restarts=settings.restart_max, window_s=settings.restart_window_s)
 
     def leader_group() -> Supervisor:
@@ -128,14 +144,29 @@ def build_node(
             name="leader",
         )
 
-    elector = Elector(
-        store,
-        node=name,
-        lease_s=settings.leader_lease_s,
-        renew_s=settings.leader_renew_s,
-        leader_group=leader_group,
-    )
-    web = WebServer(create_app(store, settings, clock), host=settings.host, port=settings.port)
+    def elector() -> Elector:
+        return Elector(
+            store,
+            node=name,
+            lease_s=settings.leader_lease_s,
+            renew_s=settings.leader_renew_s,
+            leader_group=leader_group,
+        )
+
+    def pool() -> PoolManager:
+        return PoolManager(
+            store,
+            deliverer,
+            settings,
+            node=name,
+            mailbox=pool_recv,
+            wake=pool_send.clone(),
+            carry=carry,
+        )
+
+    def web() -> WebServer:
+        return WebServer(create_app(store, settings, clock), host=settings.host, port=settings.port)
+
     routes = {
         "runlater_executions": [pool_send.clone()],
         "runlater_tasks": [sched_send.clone()],
@@ -152,8 +183,8 @@ def build_node(
                     application_name=f"{store.application_name} listener",
                 ),
             ),
-            ChildSpec("elector", lambda: elector),
-            ChildSpec("pool", lambda: pool),
+            ChildSpec("elector", elector),
+            ChildSpec("pool", pool),
             ChildSpec("rescuer", lambda: Rescuer(store, interval_s=settings.rescue_interval_s)),
             ChildSpec(
                 "callbacker",
@@ -164,12 +195,12 @@ def build_node(
             ChildSpec(
                 "heap_trimmer", lambda: HeapTrimmer(interval_s=settings.heap_trim_interval_s)
             ),
-            ChildSpec("web", lambda: web),
+            ChildSpec("web", web),
         ],
         policy,
         name="root",
     )
-    return Node(settings, store, supervisor, web, pool, elector)
+    return Node(settings, store, supervisor, carry)
 
 
 async def run_node(

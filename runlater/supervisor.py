@@ -2,9 +2,12 @@
 
 Children are specs (name, factory, restart policy). Each child runs in its own task; a crash
 (any ``Exception``; never ``trio.Cancelled``) is logged with the child's name and the child is
-rebuilt from its factory after a jittered exponential backoff. More than ``max_restarts``
-crashes of one child within ``window_s`` seconds raises :class:`SupervisorGaveUp`, which ends
-the node: the process exits non-zero and the container runtime restarts it.
+rebuilt from its factory after a jittered exponential backoff: a new instance, never the one
+that crashed (state that must outlive a crash is in Postgres, or in an object the factory
+gives to each instance). ``running`` holds the instance each child runs now. More than
+``max_restarts`` crashes of one child within ``window_s`` seconds raises
+:class:`SupervisorGaveUp`, which ends the node: the process exits non-zero and the container
+runtime restarts it.
 
 Children start in order, each awaited with ``nursery.start`` (a child is "up" once it calls
 ``task_status.started()``); on exit trio cancels them all.
@@ -83,6 +86,7 @@ class Supervisor:
         self.policy = policy or RestartPolicy()
         self.name = name
         self.restarts: dict[str, int] = {c.name: 0 for c in children}
+        self.running: dict[str, Runnable] = {}  # the instance each factory built last
         self._rng = rng or random.Random()
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -96,6 +100,7 @@ class Supervisor:
         crashes: deque[float] = deque()
         while True:
             child = spec.factory()
+            self.running[spec.name] = child
             try:
                 await child.run(task_status=status)
             except Exception as exc:

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import trio
-
-from runlater.errors import StoreUnavailable, TransientConflict
-
-log = logging.getLogger("runlater.actors")
 
 
 class Backoff:
@@ -33,19 +26,3 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
-
-
-async def repeat_every(
-    actor: str, interval_s: float, run_once: Callable[[], Awaitable[Any]]
-) -> None:
-    """Run ``run_once`` every ``interval_s`` forever; an unavailable database is waited out with
-    backoff (logged), anything else propagates to the supervisor."""
-    backoff = Backoff()
-    while True:
-        try:
-            await run_once()
-            backoff.reset()
-            await trio.sleep(interval_s)
-        except (StoreUnavailable, TransientConflict) as exc:
-            log.warning("actor=%s database unavailable error=%s", actor, exc)
-            await backoff.wait()

@@ -18,10 +18,10 @@ from typing import Any
 import trio
 
 from runlater import __version__
-from runlater.actors.backoff import Backoff
+from runlater.actors.loop import run_periodic
+from runlater.actors.messages import Wake
 from runlater.delivery.client import Attempt, Sender
 from runlater.delivery.signing import signature_headers
-from runlater.errors import StoreUnavailable, TransientConflict
 from runlater.store.postgres import Store
 from runlater.store.records import CallbackResult
 
@@ -59,7 +59,7 @@ class Callbacker:
         *,
         concurrency: int = 10,
         poll_s: float = 1.0,
-        mailbox: trio.MemoryReceiveChannel[Any] | None = None,
+        mailbox: trio.MemoryReceiveChannel[Wake] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -100,22 +100,13 @@ class Callbacker:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        backoff = Backoff()
-        while True:
-            try:
-                result = await self.run_once()
-                backoff.reset()
-                if result.sent == self.concurrency:
-                    continue
-                due_in = await self.store.next_callback_due_in()
-                wait_s = self.poll_s if due_in is None else min(self.poll_s, max(0.05, due_in))
-            except (StoreUnavailable, TransientConflict) as exc:
-                wait_s = backoff.next_delay_s()
-                log.warning(
-                    "actor=callbacker database unavailable retry_in_s=%.2f error=%s", wait_s, exc
-                )
-            with trio.move_on_after(wait_s):
-                if self.mailbox is not None:
-                    await self.mailbox.receive()
-                else:
-                    await trio.sleep_forever()
+        await run_periodic("callbacker", self._pass, mailbox=self.mailbox)
+
+    async def _pass(self) -> float:
+        """One pass; at once again after a full one, else until the next callback is due
+        (at most ``poll_s``)."""
+        result = await self.run_once()
+        if result.sent == self.concurrency:
+            return 0.0
+        due_in = await self.store.next_callback_due_in()
+        return self.poll_s if due_in is None else min(self.poll_s, max(0.05, due_in))

@@ -1,7 +1,8 @@
 """Elector: holds the leader lease and runs the leader-only actors while it does.
 
-Mailbox: none (ticks every ``leader_renew_s``). Emits: ``LeadershipChanged`` to subscribers, and
-starts/stops the leader-only sub-supervisor (Scheduler, Janitor; later the Monitor). The lease is
+Mailbox: none (ticks every ``leader_renew_s``). Emits nothing: it starts and stops the
+leader-only sub-supervisor (Scheduler, Janitor; later the Monitor), which is how leadership
+reaches those actors, and sets the ``leader`` metric. The lease is
 a row with an expiry computed by the database clock (10 s, renewed every 3 s), not a session
 advisory lock that vanishes silently with its connection. Runs on every node; one wins.
 
@@ -26,7 +27,6 @@ from typing import Any
 import trio
 
 from runlater import metrics
-from runlater.actors.messages import LeadershipChanged, hint
 from runlater.errors import StoreError, StoreUnavailable
 from runlater.store.postgres import Store
 
@@ -51,14 +51,12 @@ class Elector:
         lease_s: float,
         renew_s: float,
         leader_group: Callable[[], Any] | None = None,
-        subscribers: list[trio.MemorySendChannel[Any]] | None = None,
     ) -> None:
         self.store = store
         self.node = node
         self.lease_s = lease_s
         self.renew_s = renew_s
         self.leader_group = leader_group
-        self.subscribers = subscribers or []
         self.is_leader = False
         self.valid_until = 0.0  # trio clock: leader-only work stops at this instant
         self._group_scope: trio.CancelScope | None = None  # of the running leader group
@@ -95,8 +93,6 @@ class Elector:
             log.info(
                 "actor=elector leadership changed node=%s is_leader=%s", self.node, self.is_leader
             )
-            for channel in self.subscribers:
-                hint(channel, LeadershipChanged(self.is_leader))
         return ElectorResult(self.is_leader, self.is_leader != was)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

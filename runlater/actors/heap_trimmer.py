@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from runlater.actors.backoff import repeat_every
+from runlater.actors.loop import at_interval, run_periodic
 from runlater.heap import can_trim, trim_heap
 
 log = logging.getLogger("runlater.actors.heap_trimmer")
@@ -29,4 +29,4 @@ class HeapTrimmer:
         if not can_trim():
             log.info("actor=heap_trimmer this C library has no malloc_trim; not trimming")
             await trio.sleep_forever()
-        await repeat_every("heap_trimmer", self.interval_s, self.run_once)
+        await run_periodic("heap_trimmer", at_interval(self.run_once, self.interval_s))

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from runlater.actors.backoff import repeat_every
+from runlater.actors.loop import at_interval, run_periodic
 from runlater.clock import Clock
 from runlater.store.postgres import Store
 
@@ -73,4 +73,4 @@ class Janitor:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        await repeat_every("janitor", self.interval_s, self.run_once)
+        await run_periodic("janitor", at_interval(self.run_once, self.interval_s))

@@ -35,7 +35,7 @@ class Listener:
     def __init__(
         self,
         dsn: str,
-        routes: dict[str, list[trio.MemorySendChannel[Any]]],
+        routes: dict[str, list[trio.MemorySendChannel[Wake]]],
         *,
         timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
         application_name: str = "runlater listener",

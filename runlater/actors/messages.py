@@ -19,12 +19,7 @@ class Wake:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class LeadershipChanged:
-    is_leader: bool
-
-
-def hint(channel: trio.MemorySendChannel, message: object) -> None:
+def hint(channel: trio.MemorySendChannel[Wake], message: Wake) -> None:
     """Send a droppable hint: a full mailbox already has a wake-up pending, a closed one is gone."""
     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         channel.send_nowait(message)

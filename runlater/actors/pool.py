@@ -7,20 +7,23 @@ slots (each claimed lease must not run out while the row waits), in one round tr
 them to workers over an unbuffered channel; workers are spawned on demand and exit when idle.
 Outcomes are written in batches by the Recorder (group commit: one round trip for many).
 Runs on every node. On crash or shutdown it writes what it has recorded in memory and hands
-unfinished leases straight back to ``pending``; anything it cannot reach is rescued after the
-lease expires — nothing is lost.
+unfinished leases straight back to ``pending``. What it cannot write then (the database is
+away) stays in the node's ``PoolCarry``, which the factory gives to every instance: the next
+instance writes it before it claims anything. A lease nobody hands back is rescued after it
+expires — nothing is lost, and a delivery whose outcome was carried is not sent again.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import trio
 
 from runlater.actors.backoff import Backoff
+from runlater.actors.loop import TRANSIENT, run_periodic
 from runlater.actors.messages import Wake, hint
 from runlater.actors.worker import Worker, WorkerResult
 from runlater.config import Settings
@@ -33,6 +36,16 @@ log = logging.getLogger("runlater.actors.pool")
 
 RECORD_BATCH = 500
 SHUTDOWN_FLUSH_S = 5.0
+
+
+@dataclass
+class PoolCarry:
+    """What one pool instance leaves to the next: outcomes delivered but not yet written, and
+    leases (execution id -> lease token) not yet handed back. One per node, outliving crashes;
+    everything in it is fenced by its lease token, so writing it late is safe."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    leases: dict[UUID, UUID] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +92,16 @@ class Recorder:
 
     async def run(self) -> None:
         async for first in self.outcomes:
-            await self._record(self._take_available(first))
+            await self.record(self._take_available(first))
 
-    async def _record(self, batch: list[Outcome]) -> None:
+    def unwritten(self) -> list[Outcome]:
+        """Everything taken and not written, and everything still queued (after a stop)."""
+        left = list(self.in_hand)
+        while more := self._take_available(None):
+            left += more
+        return left
+
+    async def record(self, batch: list[Outcome]) -> None:
         """Write ``batch``, waiting out an unavailable database. A batch that meets a lock
         (another organization's row held by a transaction in flight, perhaps of a node that
         vanished) is written one organization at a time; those still locked are tried again
@@ -148,7 +168,7 @@ class Recorder:
 
     async def flush_remaining(self) -> None:
         """Write what a crash or shutdown interrupted: the batch in hand and the queue."""
-        batch = self.in_hand + self._take_available(None)
+        batch = self.unwritten()
         if batch:
             await self.write(batch)
 
@@ -161,10 +181,12 @@ class PoolManager:
         settings: Settings,
         *,
         node: str,
-        mailbox: trio.MemoryReceiveChannel[Any],
-        wake: trio.MemorySendChannel[Any],
+        mailbox: trio.MemoryReceiveChannel[Wake],
+        wake: trio.MemorySendChannel[Wake],
+        carry: PoolCarry | None = None,
     ) -> None:
         self.store = store
+        self.carry = carry if carry is not None else PoolCarry()
         self.settings = settings
         self.node = node
         self.mailbox = mailbox
@@ -192,9 +214,22 @@ class PoolManager:
         record_send, record_recv = trio.open_memory_channel[Outcome](self.settings.max_workers)
         recorder = Recorder(self.store, record_recv, self._unrecorded)
         crash: Exception | None = None
+        claiming = trio.CancelScope()
+
+        async def record() -> None:
+            # A crashed recorder stops the claiming, not the deliveries in flight: their
+            # outcomes wait in the channel (room for every claimed one) for the hand-back.
+            nonlocal crash
+            try:
+                await recorder.run()
+            except Exception as exc:
+                crash = crash or exc
+                claiming.cancel()
+
         try:
+            await self._settle_carry(recorder)
             async with trio.open_nursery() as outer:
-                outer.start_soon(recorder.run)
+                outer.start_soon(record)
                 async with trio.open_nursery() as workers:
 
                     def spawn() -> None:
@@ -205,7 +240,8 @@ class PoolManager:
                         spawn()
                     task_status.started()
                     try:
-                        await self._claim_loop(work_send, spawn)
+                        with claiming:
+                            await self._claim_loop(work_send, spawn)
                     except Exception as exc:
                         # Stop claiming, but let deliveries in flight finish and be recorded:
                         # cancelling them would send them again after the lease is handed back.
@@ -221,19 +257,13 @@ class PoolManager:
     async def _claim_loop(
         self, work_send: trio.MemorySendChannel[ClaimedExecution], spawn: Any
     ) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                result = await self._tick(work_send, spawn)
-                backoff.reset()
-                wait_s = self._wait_s(result)
-            except (StoreUnavailable, TransientConflict, Conflict) as exc:
-                # Conflict: a claim refused by the one-running-per-queue index (a race the
-                # claim's compare-and-set should prevent); the statement claimed nothing, so
-                # trying again is safe and must not count as a crash of the pool.
-                wait_s = backoff.next_delay_s()
-                log.warning("actor=pool claim failed retry_in_s=%.2f error=%s", wait_s, exc)
-            await self._sleep_or_wake(wait_s)
+        async def one_pass() -> float:
+            return self._wait_s(await self._tick(work_send, spawn))
+
+        # Conflict: a claim refused by the one-running-per-queue index (a race the claim's
+        # compare-and-set should prevent); the statement claimed nothing, so trying again is
+        # safe and must not count as a crash of the pool.
+        await run_periodic("pool", one_pass, mailbox=self.mailbox, transient=(*TRANSIENT, Conflict))
 
     async def _tick(
         self, work_send: trio.MemorySendChannel[ClaimedExecution], spawn: Any
@@ -263,18 +293,6 @@ class PoolManager:
             return max(floor, min(poll, result.due_in_s))
         return poll
 
-    async def _sleep_or_wake(self, wait_s: float) -> None:
-        if wait_s <= 0:
-            await trio.lowlevel.checkpoint()
-            return
-        with trio.move_on_after(wait_s):
-            await self.mailbox.receive()
-        while True:  # coalesce every hint that queued up meanwhile
-            try:
-                self.mailbox.receive_nowait()
-            except trio.WouldBlock:
-                return
-
     async def _worker_loop(
         self,
         work: trio.MemoryReceiveChannel[ClaimedExecution],
@@ -297,9 +315,36 @@ class PoolManager:
         finally:
             self.workers -= 1
 
+    async def _settle_carry(self, recorder: Recorder) -> None:
+        """Before the first claim, finish what an earlier instance could not: record its
+        outcomes and release its unfinished leases, waiting out an unavailable database. They
+        are this instance's from here on (a crash meanwhile carries them over again)."""
+        outcomes, self.carry.outcomes = self.carry.outcomes, []
+        self._unrecorded.update(self.carry.leases)
+        self.carry.leases = {}
+        if not outcomes and not self._unrecorded:
+            return
+        log.info(
+            "actor=pool settling what the last instance left outcomes=%d leases=%d",
+            len(outcomes),
+            len(self._unrecorded),
+        )
+        for outcome in outcomes:
+            self._unrecorded[outcome.execution_id] = outcome.lease_token
+        await recorder.record(outcomes)  # drops each recorded one from _unrecorded
+        backoff = Backoff()
+        while self._unrecorded:
+            try:
+                if await self.store.release_leases(list(self._unrecorded.items())):
+                    await self.store.notify_executions()
+                self._unrecorded.clear()
+            except (StoreUnavailable, TransientConflict) as exc:
+                log.warning("actor=pool waiting to release leases error=%s", exc)
+                await backoff.wait()
+
     async def _hand_back(self, recorder: Recorder) -> None:
         """Write finished outcomes and release unfinished leases, briefly and shielded. What
-        cannot be handed back is left to the rescuer (its leases expire); either way this
+        cannot be written now goes into the carry for the next instance; either way this
         instance forgets it, so a restart starts with every slot free."""
         with trio.move_on_after(SHUTDOWN_FLUSH_S) as scope:
             scope.shield = True
@@ -310,7 +355,15 @@ class PoolManager:
                 if released:
                     await self.store.notify_executions()
                     log.info("actor=pool released unfinished leases count=%d", released)
+                self._unrecorded.clear()
+                recorder.in_hand = []
             except StoreError as exc:
-                log.warning("actor=pool could not hand back leases (rescuer will) error=%s", exc)
+                log.warning("actor=pool could not hand back; carried over error=%s", exc)
+        unwritten = recorder.unwritten()
+        carried = {o.execution_id for o in unwritten}
+        self.carry.outcomes.extend(unwritten)
+        self.carry.leases.update(
+            {eid: token for eid, token in self._unrecorded.items() if eid not in carried}
+        )
         self._unrecorded.clear()
         self._in_flight.clear()

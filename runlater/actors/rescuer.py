@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from runlater.actors.backoff import repeat_every
+from runlater.actors.loop import at_interval, run_periodic
 from runlater.store.postgres import Store
 
 log = logging.getLogger("runlater.actors.rescuer")
@@ -49,4 +49,4 @@ class Rescuer:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        await repeat_every("rescuer", self.interval_s, self.run_once)
+        await run_periodic("rescuer", at_interval(self.run_once, self.interval_s))

@@ -1,7 +1,7 @@
 """Scheduler: turns due cron tasks into ``pending`` executions and advances ``next_run_at``.
 
-Mailbox: ``Wake`` (a cron task was created or changed — NOTIFY ``runlater_tasks``), and
-``LeadershipChanged``; otherwise ticks every second. Emits: executions (and a NOTIFY on
+Mailbox: ``Wake`` (a cron task was created or changed — NOTIFY ``runlater_tasks``); otherwise
+ticks every second (``run_periodic``). Emits: executions (and a NOTIFY on
 ``runlater_executions``, in the same statement). Leader-only: it runs in the Elector's
 sub-supervisor. Firing is idempotent in the database — a compare-and-set on ``next_run_at``
 plus the unique ``(task_id, scheduled_for)`` index, in one statement — so two schedulers (a
@@ -37,10 +37,11 @@ from uuid import UUID
 
 import trio
 
-from runlater.actors.backoff import Backoff
+from runlater.actors.loop import run_periodic
+from runlater.actors.messages import Wake
 from runlater.clock import Clock
 from runlater.cron import CronSchedule
-from runlater.errors import InvalidCron, StoreUnavailable, TransientConflict
+from runlater.errors import InvalidCron, TransientConflict
 from runlater.store.postgres import Store
 from runlater.store.records import AdvanceResult, CronAdvance, DueCronTask
 
@@ -89,7 +90,7 @@ class Scheduler:
         clock: Clock,
         *,
         misfire_grace_s: float,
-        mailbox: trio.MemoryReceiveChannel[Any] | None = None,
+        mailbox: trio.MemoryReceiveChannel[Wake] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -149,29 +150,13 @@ class Scheduler:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        backoff = Backoff()
-        while True:
-            try:
-                await self.run_once()
-                backoff.reset()
-                wait_s = await self._until_next_due()
-            except (StoreUnavailable, TransientConflict) as exc:
-                wait_s = backoff.next_delay_s()
-                log.warning(
-                    "actor=scheduler database unavailable retry_in_s=%.2f error=%s", wait_s, exc
-                )
-            await self._sleep_or_wake(wait_s)
+        await run_periodic("scheduler", self._pass, mailbox=self.mailbox)
 
-    async def _until_next_due(self) -> float:
-        """Sleep exactly until the next slot (at most a tick), so cron runs start on time."""
+    async def _pass(self) -> float:
+        """One pass, then sleep exactly until the next slot (at most a tick), so cron runs
+        start on time."""
+        await self.run_once()
         next_due = await self.store.next_cron_due(self.skipped)
         if next_due is None:
             return TICK_S
         return min(TICK_S, max(0.0, (next_due - self.clock.now()).total_seconds()))
-
-    async def _sleep_or_wake(self, wait_s: float) -> None:
-        if self.mailbox is None:
-            await trio.sleep(wait_s)
-            return
-        with trio.move_on_after(wait_s):
-            await self.mailbox.receive()

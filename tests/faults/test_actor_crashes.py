@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from runlater.config import Settings
-from runlater.errors import Conflict, StoreError
+from runlater.errors import Conflict, StoreError, StoreUnavailable
 from runlater.node import build_node
 from runlater.store.postgres import Store
 from tests.helpers.factories import cron_task, make_org, once_task
@@ -107,8 +107,50 @@ async def test_a_refused_claim_is_retried_without_crashing_the_pool(
                 nursery.cancel_scope.cancel()
     assert faulty.calls["claim"] > 2  # the work was claimed after both refusals
     messages = [r.getMessage() for r in caplog.records]
-    assert any("actor=pool claim failed" in m for m in messages)
+    assert any("actor=pool pass failed" in m for m in messages)
     assert not any("actor crashed supervisor=root actor=pool" in m for m in messages)
+
+
+async def test_a_restarted_pool_is_a_new_instance_and_writes_what_the_old_one_held(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pool's recorder crashes (a bug) with delivered outcomes in hand, and while the pool
+    hands back the database is away, so they cannot be written. The supervisor builds a new
+    instance from the factory, which first writes the outcomes the crashed one carried over:
+    every execution is delivered once and recorded once. Without the carry the leases would
+    run out, the rescuer would hand the executions out again, and the sink would see each
+    one twice; without a fresh instance ``node.pool`` would stay the crashed one."""
+    org, _ = await make_org(store)
+    faulty = FaultyStore(store)
+
+    def outage(n: int) -> Exception:
+        return RuntimeError("injected bug in the recorder") if n == 1 else StoreUnavailable("away")
+
+    faulty.fail("complete", lambda n: True, outage)
+    async with serve_sink() as sink, httpx.AsyncClient() as http:
+        ids = [
+            (await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0))["execution_id"]
+            for i in range(5)
+        ]
+        node = build_node(FAST, faulty, http)  # type: ignore[arg-type]
+        with caplog.at_level(logging.INFO):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(node.supervisor.run)
+                first = node.pool
+                with trio.fail_after(20):
+                    while node.pool is first:
+                        await trio.sleep(0.01)
+                    faulty.heal("complete")  # the database is back
+                    while not await _all_recorded(store, org, ids):
+                        await trio.sleep(0.05)
+                    await trio.sleep(FAST.lease_margin_s + 5 + 1)  # past every lease's expiry
+                nursery.cancel_scope.cancel()
+    assert sorted(r.path for r in sink.requests) == sorted(f"/once/{i}" for i in range(5))
+    assert node.pool_carry.outcomes == [] and node.pool_carry.leases == {}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("actor crashed supervisor=root actor=pool" in m for m in messages)
+    settled = [m for m in messages if "settling what the last instance left" in m]
+    assert settled and "outcomes=0 " not in settled[0]  # it carried outcomes over
 
 
 async def _all_recorded(store: Store, org: object, ids: list[object]) -> bool:

@@ -9,17 +9,20 @@ import trio
 
 from runlater.store.postgres import Store
 
+Fault = BaseException | Callable[[int], BaseException] | None
+
 
 class FaultyStore:
     """Proxy to a real :class:`Store`. ``fail(method, on_calls, exc)`` makes those calls raise
-    ``exc`` (or hang when ``exc`` is None) instead of reaching the database."""
+    ``exc`` (or hang when ``exc`` is None) instead of reaching the database. ``exc`` may also
+    be a function of the call number that returns the exception to raise."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._faults: dict[str, tuple[Callable[[int], bool], BaseException | None]] = {}
+        self._faults: dict[str, tuple[Callable[[int], bool], Fault]] = {}
         self.calls: dict[str, int] = {}
 
-    def fail(self, method: str, when: Callable[[int], bool], exc: BaseException | None) -> None:
+    def fail(self, method: str, when: Callable[[int], bool], exc: Fault) -> None:
         self._faults[method] = (when, exc)
 
     def heal(self, method: str | None = None) -> None:
@@ -37,9 +40,10 @@ class FaultyStore:
             n = self.calls[name] = self.calls.get(name, 0) + 1
             fault = self._faults.get(name)
             if fault is not None and fault[0](n):
-                if fault[1] is None:
+                exc = fault[1](n) if callable(fault[1]) else fault[1]
+                if exc is None:
                     await trio.sleep_forever()
-                raise fault[1]
+                raise exc
             return await target(*args, **kwargs)
 
         return call
