@@ -9,6 +9,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from runlater.errors import ConfigError
 
@@ -58,7 +59,7 @@ class Settings:
     def public_base_url(self) -> str:
         return self.base_url or f"http://{self.host}:{self.port}"
 
-    def replace(self, **changes: object) -> Settings:
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 

@@ -15,7 +15,7 @@ module guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import h11
 import httpx
@@ -26,7 +26,7 @@ Headers = list[tuple[bytes, bytes]]
 Timeouts = dict[str, Any]  # httpx's request.extensions["timeout"]: connect/read/write/pool
 
 
-def binding(limit_s: float | None) -> bool:
+def binding(limit_s: float | None) -> TypeGuard[float]:
     """Whether an httpx per-operation timeout could fire before the caller's trio deadline.
 
     When the enclosing deadline is sooner (the Deliverer runs each attempt under
@@ -78,11 +78,11 @@ class Connection:
             self.on_close()
 
     async def _receive(self, limit_s: float | None) -> bytes:
+        # A socket stream returns bytes (the Stream interface also allows a bytearray).
         if not binding(limit_s):
-            return await self.stream.receive_some(READ_SIZE)
-        assert limit_s is not None
+            return cast(bytes, await self.stream.receive_some(READ_SIZE))
         with trio.move_on_after(limit_s):
-            return await self.stream.receive_some(READ_SIZE)
+            return cast(bytes, await self.stream.receive_some(READ_SIZE))
         raise httpx.ReadTimeout(f"no data from the server within {limit_s:g} s")
 
     async def send_request(

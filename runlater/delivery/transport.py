@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import ipaddress
+import math
 import socket
 import ssl
 from collections import deque
@@ -240,7 +241,7 @@ class TrioTransport(httpx.AsyncBaseTransport):
 
     async def _connect(self, key: Key, limit_s: float | None, request: httpx.Request) -> Connection:
         scheme, host, port = key
-        with trio.move_on_after(limit_s if binding(limit_s) else float("inf")) as scope:
+        with trio.move_on_after(limit_s if binding(limit_s) else math.inf) as scope:
             try:
                 addresses = await resolve_checked(
                     host, port, allow_private=self.allow_private, resolver=self.resolver

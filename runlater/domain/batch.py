@@ -47,6 +47,7 @@ def draft_batch(payload: dict[str, Any], now: datetime) -> BatchDraft:
     too_large: dict[str, list[str]] = {}
     bad_items: dict[str, list[str]] = {}
     bodies: list[str | None] = []
+    assert isinstance(items, list)  # checked above
     for index, item in enumerate(items):
         try:
             bodies.append(item_body(item, f"items[{index}]"))

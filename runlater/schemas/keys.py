@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-API_KEY_EXAMPLE = {
+API_KEY_EXAMPLE: dict[str, Any] = {
     "id": "0190f1c2-9c6d-7e5f-a012-3c4d5e6f7081",
     "name": "deploy",
     "key_id": "pk_live_AbCdEfGhIjKlMnOpQrStUvWx",

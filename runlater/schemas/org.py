@@ -4,7 +4,7 @@ rotated webhook secret."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 WEBHOOK_SECRET_PATTERN = r"^whsec_[A-Za-z0-9+/]+=*$"
 WEBHOOK_SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2Gq6QgJ9c3g="
 
-USAGE_EXAMPLE = {
+USAGE_EXAMPLE: dict[str, Any] = {
     "executions_this_month": 8421,
     "limit": 10000,
     "hard_limit": True,
@@ -20,7 +20,7 @@ USAGE_EXAMPLE = {
     "period_start": "2026-06-01T00:00:00.000Z",
     "resets_at": "2026-07-01T00:00:00.000Z",
 }
-LIMITS_EXAMPLE = {"min_cron_interval_minutes": 60, "retention_days": 7}
+LIMITS_EXAMPLE: dict[str, Any] = {"min_cron_interval_minutes": 60, "retention_days": 7}
 
 
 class Usage(BaseModel):

@@ -157,7 +157,7 @@ class SyncTask(TaskFields):
         }
     )
 
-    name: str = Field(  # type: ignore[assignment]
+    name: str = Field(
         min_length=1,
         max_length=200,
         description="what a task is matched by: unique within the request",

@@ -353,19 +353,25 @@ class TaskCreateRequest(RootModel[TaskCreate | TaskCreateWrapped]):
     """A new task, flat or wrapped in ``{"task": {...}}``."""
 
 
+def _leave_out(**constraints: Any) -> Any:
+    """A field the spec shows as optional but not nullable: it may be left out, and null is
+    refused (``draft_edit``). Typed ``Any`` so the non-optional annotation can carry it."""
+    return Field(default=None, **constraints)
+
+
 class TaskUpdate(TaskRequestFields):
     """Changed fields only. Changing ``cron`` or ``timezone`` recomputes ``next_run_at``;
     ``run_at`` moves a one-time task whose execution is still pending; ``delay`` is refused."""
 
     model_config = _request_config({"cron": "*/30 * * * *", "enabled": False})
 
-    url: str = Field(default=None, max_length=2048, pattern=_URL_PATTERN)
-    name: str = Field(default=None, min_length=1, max_length=200)
-    method: Method = Field(default=None)
-    timezone: str = Field(default=None, max_length=64)
-    timeout_ms: StrictInt = Field(default=None, ge=1000, le=300000)
-    retry_attempts: StrictInt = Field(default=None, ge=0, le=10)
-    enabled: StrictBool = Field(default=None)
+    url: str = _leave_out(max_length=2048, pattern=_URL_PATTERN)
+    name: str = _leave_out(min_length=1, max_length=200)
+    method: Method = _leave_out()
+    timezone: str = _leave_out(max_length=64)
+    timeout_ms: StrictInt = _leave_out(ge=1000, le=300000)
+    retry_attempts: StrictInt = _leave_out(ge=0, le=10)
+    enabled: StrictBool = _leave_out()
     cron: str | None = _CRON
     cron_expression: str | None = _CRON_ALIAS
     run_at: datetime | None = _RUN_AT

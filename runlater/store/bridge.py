@@ -113,7 +113,7 @@ async def _aio_connect(
         server_settings=timeouts.server_settings(application_name),
     )
     try:
-        timeouts.configure_socket(conn._transport.get_extra_info("socket"))  # type: ignore[attr-defined]
+        timeouts.configure_socket(conn._transport.get_extra_info("socket"))
         if init:
             await _init_connection(conn)
     except BaseException:
@@ -166,10 +166,10 @@ def abandon(conn: asyncpg.Connection) -> None:
     and idle-in-transaction limits end the session if it cannot arrive."""
     if conn.is_closed():
         return
-    protocol = conn._protocol  # type: ignore[attr-defined]
+    protocol = conn._protocol
     target = (
-        conn._addr,  # type: ignore[attr-defined]
-        conn._params,  # type: ignore[attr-defined]
+        conn._addr,
+        conn._params,
         protocol.backend_pid,
         protocol.backend_secret,
     )
@@ -330,10 +330,10 @@ async def _tidy(conn: asyncpg.Connection) -> None:
     open. No I/O unless needed. A connection that cannot be tidied is terminated."""
     if conn.is_closed():
         return
-    if not conn.is_in_transaction() and conn._top_xact is None:  # type: ignore[attr-defined]
+    if not conn.is_in_transaction() and conn._top_xact is None:
         return
     try:
-        conn._top_xact = None  # type: ignore[attr-defined]
+        conn._top_xact = None
         await conn.execute("ROLLBACK")
     except Exception:
         conn.terminate()

@@ -19,6 +19,7 @@ from runlater.store import bridge
 from runlater.store.base import StoreBase, fetchrow
 from runlater.store.queries import Q
 from runlater.store.records import Row
+from runlater.store.task_writes import update_task_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,11 @@ class _DryRun(Exception):
         self.result = result
 
 
+def _same(changes: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A plan that writes ``changes`` whatever the current row holds."""
+    return lambda _current: changes
+
+
 async def _apply_task_sync(
     conn: asyncpg.Connection,
     org_id: UUID,
@@ -74,9 +80,6 @@ async def _apply_task_sync(
     decide: Decide,
     delete_removed: bool,
 ) -> TaskSyncResult:
-    # Imported here: postgres.py assembles Store from this module's class.
-    from runlater.store.postgres import _update_task
-
     await conn.execute(Q.lock_org_sync, org_id)
     existing = [dict(r) for r in await conn.fetch(Q.lock_named_tasks, org_id, names)]
     plan = decide(existing)
@@ -91,7 +94,7 @@ async def _apply_task_sync(
         await conn.fetchrow(Q.insert_task, org_id, new.row, new.delay_s)
     for edit in plan.update:
         # The row is already locked above; the plan was decided from it.
-        await _update_task(conn, org_id, edit.task_id, lambda _row, c=edit.changes: c)
+        await update_task_row(conn, org_id, edit.task_id, _same(edit.changes))
     await conn.execute(Q.mark_synced_tasks, org_id, names)
     return TaskSyncResult(
         created=[n.name for n in plan.create],

@@ -6,7 +6,7 @@ connection) through ``bridge.run`` in a single crossing. Tenant queries take the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,7 +16,7 @@ import asyncpg
 from runlater.errors import Conflict, NotFound
 from runlater.store import bridge
 from runlater.store.access import AccessStore
-from runlater.store.base import fetch, fetchrow, fetchval, row
+from runlater.store.base import fetch, fetchrow, fetchval
 from runlater.store.bulk import BulkStore
 from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
 from runlater.store.queries import Q
@@ -31,6 +31,7 @@ from runlater.store.records import (
     RescueResult,
     Row,
 )
+from runlater.store.task_writes import update_task_row
 from runlater.store.usage import UsageStore
 
 MAX_INTERRUPTIONS = 3
@@ -81,26 +82,6 @@ async def _retry_execution(conn: asyncpg.Connection, org_id: UUID, execution_id:
         )
         await conn.execute(Q.notify_executions, "")
         return dict(row)
-
-
-async def _update_task(
-    conn: asyncpg.Connection, org_id: UUID, task_id: UUID, plan: Any
-) -> Row | None:
-    """Lock the task, let ``plan(current_row) -> changes`` decide, write — one transaction."""
-    async with bridge.transaction(conn):
-        current = await conn.fetchrow(Q.get_task_for_update, org_id, task_id)
-        if current is None:
-            return None
-        changes = plan(dict(current))
-        await conn.fetchrow(Q.update_task, org_id, task_id, changes)
-        if "url" in changes:
-            await conn.execute(Q.refresh_pending_hosts, org_id, task_id)
-        if "scheduled_at" in changes:
-            await conn.fetch(
-                Q.move_pending_once_execution, org_id, task_id, changes["scheduled_at"]
-            )
-            await conn.execute(Q.notify_executions, "")
-        return row(await conn.fetchrow(Q.get_task, org_id, task_id))
 
 
 async def _bootstrap(
@@ -207,7 +188,7 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
 
     async def update_task(self, org_id: UUID, task_id: UUID, plan: Any) -> Row:
         """``plan(current) -> dict of changed columns`` runs while the row is locked."""
-        row = await self._run(_update_task, org_id, task_id, plan)
+        row = await self._run(update_task_row, org_id, task_id, plan)
         if row is None:
             raise NotFound("task not found")
         return row
@@ -342,7 +323,7 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
 
     # -- scheduler
 
-    async def next_cron_due(self, skipping: Sequence[UUID] = ()) -> datetime | None:
+    async def next_cron_due(self, skipping: Collection[UUID] = ()) -> datetime | None:
         """When the earliest enabled cron task is next due (None when there is none), leaving
         out the tasks in ``skipping``."""
         return await self._run(fetchval, Q.next_cron_due, list(skipping))

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import trio
 from quart import Blueprint, Response, has_request_context, jsonify, request
@@ -141,7 +141,9 @@ def create_app(
 
     async def _body() -> bytes:
         # Websocket requests have no body (and no request context).
-        return await request.get_data(cache=True) if has_request_context() else b""
+        if not has_request_context():
+            return b""
+        return cast(bytes, await request.get_data(cache=True, as_text=False))
 
     @app.get("/metrics")
     @hide  # text for Prometheus, not part of the JSON API's spec

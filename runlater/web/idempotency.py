@@ -14,6 +14,7 @@ default). Records older than 24 h are replaced by the next request with the key.
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
 from quart import Response, g, request
 
@@ -59,7 +60,7 @@ async def key_of_request() -> IdempotencyKey | None:
         return None
     if not key or len(key) > MAX_KEY_CHARS:
         raise ApiError(400, "bad_request", f"{HEADER} must be 1 to {MAX_KEY_CHARS} characters long")
-    body = await request.get_data(cache=True)
+    body = cast(bytes, await request.get_data(cache=True, as_text=False))
     # The query string is part of what was asked (PUT /sync?dry_run=true is not PUT /sync).
     target = request.path
     if request.query_string:
@@ -86,4 +87,4 @@ async def answer_to_keep(response: Response) -> StoredAnswer | None:
     if status >= 500 or status == 429:
         return None
     headers = {n: response.headers[n] for n in KEPT_HEADERS if n in response.headers}
-    return StoredAnswer(status, await response.get_data(), headers)
+    return StoredAnswer(status, await response.get_data(as_text=False), headers)

@@ -297,8 +297,10 @@ def _name_inline_schemas(spec: dict[str, Any]) -> None:
             for response in bodies:
                 media = response.get("content", {}).get("application/json")
                 schema = media.get("schema") if media else None
-                title = schema.get("title") if isinstance(schema, dict) else None
-                if not title or "$ref" in schema or schema.get("type") != "object":
+                if not isinstance(schema, dict) or not schema.get("title"):
+                    continue
+                title = schema["title"]
+                if "$ref" in schema or schema.get("type") != "object":
                     continue
                 name = re.sub(r"[^A-Za-z0-9._-]+", "_", title).strip("_")  # Page[X]: Page_X
                 if components.setdefault(name, schema) == schema:

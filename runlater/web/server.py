@@ -46,6 +46,6 @@ class WebServer:
         await serve(
             self.app,
             config,
-            shutdown_trigger=trio.sleep_forever,  # type: ignore[arg-type]
+            shutdown_trigger=trio.sleep_forever,
             task_status=_Started(),
         )
