@@ -74,7 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--transports",
         default="runlater,httpx",
-        help="RUNLATER_HTTP_TRANSPORT values for the 1-node throughput run, interleaved in "
+        help="outbound transports for the 1-node throughput run (httpx: the baseline node of "
+        "bench.httpx_node), interleaved in "
         "every round; the first is the one measured (other configs, lateness, profile), the "
         "others are baselines (default runlater,httpx)",
     )

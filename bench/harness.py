@@ -426,7 +426,10 @@ def start_serve(
     workdir: Path,
     name: str = "node1",
     extra_env: dict[str, str] | None = None,
+    transport: str = "runlater",
 ) -> tuple[subprocess.Popen, int]:
+    """A ``runlater serve`` process; ``transport="httpx"`` runs the baseline node of
+    ``bench.httpx_node`` (httpx's default transport) instead."""
     port = free_port()
     env = clean_env(
         RUNLATER_DATABASE_URL=dsn,
@@ -441,7 +444,9 @@ def start_serve(
         **(extra_env or {}),
     )
     proc = procs.start(
-        [PY, "-m", "runlater", "serve"], env=env, stderr_path=workdir / f"serve-{name}.log"
+        [PY, "-m", "bench.httpx_node" if transport == "httpx" else "runlater", "serve"],
+        env=env,
+        stderr_path=workdir / f"serve-{name}.log",
     )
     read_line(proc, 60, "serving on")
     return proc, port

@@ -6,7 +6,7 @@ line. Modes, from the limit down to what the engine does:
 - ``h11``: raw keep-alive HTTP/1.1 on trio streams (bench.h11client) — the HTTP limit;
 - ``httpx``: ``httpx.AsyncClient`` under trio with the node's limits — the client library alone;
 - ``deliverer``: runlater's own ``Deliverer.deliver`` (SSRF pre-check + request + body
-  capture) on fabricated claims, on httpx's default transport (``RUNLATER_HTTP_TRANSPORT=httpx``)
+  capture) on fabricated claims, on httpx's default transport (``bench.httpx_node``)
   — the engine's delivery path without any database;
 - ``deliverer-runlater``: the same on runlater's ``TrioTransport`` (the default transport; the
   SSRF check happens at connect, no pre-check). Both built as ``runlater.node`` builds them.
@@ -87,20 +87,17 @@ async def run(url: str, count: int, concurrency: int, mode: str) -> dict:
         )
         client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
     elif mode in ("deliverer", "deliverer-runlater"):
-        # Built as the node builds it (runlater.node.build_node): the transport called
-        # directly, the pre-check only where the transport does not check at connect.
+        # Built as the node builds it (runlater.node.build_node), or as the baseline node of
+        # bench.httpx_node builds it: the transport called directly.
+        from bench.httpx_node import httpx_outbound
         from runlater.config import Settings
         from runlater.delivery.client import Deliverer
         from runlater.node import outbound_transport
 
-        which = "runlater" if mode == "deliverer-runlater" else "httpx"
-        settings = Settings(
-            allow_private_targets=True, max_workers=concurrency, http_transport=which
-        )
-        transport = outbound_transport(settings)
-        deliverer = Deliverer(
-            transport, allow_private_targets=True, precheck_urls=which != "runlater"
-        )
+        settings = Settings(allow_private_targets=True, max_workers=concurrency)
+        build = outbound_transport if mode == "deliverer-runlater" else httpx_outbound
+        transport = build(settings)
+        deliverer = Deliverer(transport)
 
     async def httpx_worker() -> None:
         assert client is not None

@@ -75,8 +75,9 @@ async def run_once(
     transport: str = "runlater",
     profile_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """One lateness run; ``transport`` is the node's ``RUNLATER_HTTP_TRANSPORT``. The sink is
-    always the Python one: its log has each request's arrival time."""
+    """One lateness run; ``transport`` is the node's outbound transport (``httpx``: the
+    baseline node of ``bench.httpx_node``). The sink is always the Python one: its log has
+    each request's arrival time."""
     dsn = await cluster.new_database("late")
     org = harness.bootstrap(dsn)
     procs = Processes()
@@ -90,7 +91,7 @@ async def run_once(
                 dsn,
                 max_workers=max_workers,
                 workdir=work,
-                extra_env={"RUNLATER_HTTP_TRANSPORT": transport},
+                transport=transport,
             )
             sink = SinkLog(work / "sink.jsonl")
             conn = await asyncpg.connect(dsn)

@@ -79,9 +79,10 @@ async def run_once(
     extra_sql: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One drain of ``n`` due executions. ``transport`` is the node's
-    ``RUNLATER_HTTP_TRANSPORT``; ``sink_kind`` ``python`` (logs each request: arrival times,
-    duplicates) or ``nginx`` (logs nothing: deliveries are counted in the database only)."""
+    """One drain of ``n`` due executions. ``transport`` is the node's outbound transport
+    (``runlater``, or ``httpx``: the baseline node of ``bench.httpx_node``); ``sink_kind``
+    ``python`` (logs each request: arrival times, duplicates) or ``nginx`` (logs nothing:
+    deliveries are counted in the database only)."""
     dsn = await cluster.new_database("tput")
     org = harness.bootstrap(dsn)
     if extra_sql:  # an experiment on the schema (--claim-index), never part of the defaults
@@ -103,7 +104,8 @@ async def run_once(
                     max_workers=max_workers,
                     workdir=work,
                     name=f"node{i + 1}",
-                    extra_env={"RUNLATER_HTTP_TRANSPORT": transport, **(extra_env or {})},
+                    extra_env=extra_env,
+                    transport=transport,
                 )[0]
                 for i in range(nodes)
             ]

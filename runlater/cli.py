@@ -25,7 +25,7 @@ from runlater import __version__, apikeys
 from runlater.config import Settings, load_settings
 from runlater.errors import RunlaterError, SupervisorGaveUp
 from runlater.logs import setup_logging
-from runlater.node import run_node
+from runlater.node import OutboundFactory, outbound_transport, run_node
 from runlater.receive import check_secret, receive
 from runlater.store.embedded import EmbeddedPostgres, default_data_dir
 from runlater.store.postgres import Store
@@ -56,10 +56,10 @@ def database(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
-async def _serve(settings: Settings, dsn: str) -> None:
+async def _serve(settings: Settings, dsn: str, outbound: OutboundFactory) -> None:
     async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-        await nursery.start(run_node, settings, dsn)
+        await nursery.start(partial(run_node, settings, dsn, outbound=outbound))
         print(
             f"Runlater {__version__} serving on http://{settings.host}:{settings.port}", flush=True
         )
@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, outbound: OutboundFactory = outbound_transport) -> int:
+    """The ``runlater`` command. ``outbound`` builds the node's outbound transport (the
+    benchmark's baseline node passes another)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--email must be an e-mail address")
         with database(settings) as dsn:
             if args.command == "serve":
-                trio.run(_serve, settings, dsn)
+                trio.run(_serve, settings, dsn, outbound)
             elif args.command == "migrate":
                 print(describe_database(settings, dsn))
                 applied = trio.run(_with_store, dsn, lambda s: s.migrate())

@@ -51,9 +51,6 @@ class Settings:
     node_name: str = ""
     log_format: str = "text"  # text | json (runlater/logs.py)
     log_level: str = "INFO"
-    # "runlater": our trio transport (SSRF check at connect). "httpx": httpx's default
-    # transport with a check before each request — the benchmark's baseline, not for use.
-    http_transport: str = "runlater"
 
     @property
     def public_base_url(self) -> str:
@@ -122,7 +119,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("DATABASE_URL", "database_url"),
         ("BASE_URL", "base_url"),
         ("NODE_NAME", "node_name"),
-        ("HTTP_TRANSPORT", "http_transport"),
         ("LOG_FORMAT", "log_format"),
         ("LOG_LEVEL", "log_level"),
     ):
@@ -151,8 +147,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError(
             f"RUNLATER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {settings.log_level!r}"
         )
-    if settings.http_transport not in ("runlater", "httpx"):
-        raise ConfigError("RUNLATER_HTTP_TRANSPORT must be runlater or httpx")
     if settings.leader_renew_s >= settings.leader_lease_s:
         raise ConfigError("RUNLATER_LEADER_RENEW_S must be shorter than RUNLATER_LEADER_LEASE_S")
     if settings.database_url and not settings.database_url.startswith(

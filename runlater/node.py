@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,18 +82,16 @@ class Node:
         return elector
 
 
+OutboundFactory = Callable[[Settings], httpx.AsyncBaseTransport]
+
+
 def outbound_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """The transport for every URL Runlater calls. Ours checks each address at connect (SSRF)
-    and pools per host; httpx's own is only the benchmark's baseline."""
-    if settings.http_transport == "runlater":
-        return TrioTransport(
-            allow_private=settings.allow_private_targets,
-            max_idle_per_host=max(64, settings.max_workers),
-        )
-    limits = httpx.Limits(
-        max_connections=settings.max_workers * 2, max_keepalive_connections=settings.max_workers
+    """The transport for every URL Runlater calls: it checks each address at connect (the
+    SSRF guard) and keeps idle connections per host."""
+    return TrioTransport(
+        allow_private=settings.allow_private_targets,
+        max_idle_per_host=max(64, settings.max_workers),
     )
-    return httpx.AsyncHTTPTransport(limits=limits)
 
 
 async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
@@ -110,19 +109,17 @@ async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
 def build_node(
     settings: Settings,
     store: Store,
-    http: httpx.AsyncClient | httpx.AsyncBaseTransport,
+    http: httpx.AsyncBaseTransport,
     clock: Clock | None = None,
 ) -> Node:
+    """The supervision tree of one node; ``http`` is the outbound transport (it must check
+    the addresses it connects to, as ``outbound_transport`` does)."""
     clock = clock or SystemClock()
     name = node_name(settings)
     pool_send, pool_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     sched_send, sched_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     callback_send, callback_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
-    deliverer = Deliverer(
-        http,
-        allow_private_targets=settings.allow_private_targets,
-        precheck_urls=settings.http_transport != "runlater",
-    )
+    deliverer = Deliverer(http)
     carry = PoolCarry()  # outlives pool crashes: what one instance leaves to the next
     policy = RestartPolicy(max_restarts=settings.restart_max, window_s=settings.restart_window_s)
 
@@ -208,11 +205,13 @@ async def run_node(
     dsn: str,
     *,
     clock: Clock | None = None,
+    outbound: OutboundFactory = outbound_transport,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the store, migrate, and run every actor until cancelled (needs a trio-asyncio loop).
 
-    ``task_status.started(node)`` fires once the web server listens.
+    ``task_status.started(node)`` fires once the web server listens. ``outbound`` builds the
+    transport for deliveries and callbacks (the benchmark swaps in a baseline).
     """
     if settings.allow_private_targets:
         log.warning(
@@ -230,7 +229,7 @@ async def run_node(
         if applied:
             log.info("migrations applied versions=%s", applied)
         metrics.watch_pool(store.pool_in_use, store.pool_size)
-        async with outbound_transport(settings) as http:
+        async with outbound(settings) as http:
             node = build_node(settings, store, http, clock)
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.supervisor.run)

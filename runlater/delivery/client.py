@@ -17,7 +17,7 @@ import trio
 from runlater import __version__
 from runlater.delivery.assertions import judge
 from runlater.delivery.signing import signature_headers
-from runlater.delivery.ssrf import UrlNotAllowed, check_url
+from runlater.delivery.ssrf import UrlNotAllowed
 from runlater.delivery.transport import BlockedTarget
 from runlater.store.records import ClaimedExecution
 
@@ -110,20 +110,12 @@ class Sender:
     ``MAX_BODY_BYTES`` of the response read, no redirects followed. Never raises for what the
     target does; the outcome says what happened. Shared by deliveries and callbacks."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient | httpx.AsyncBaseTransport,
-        *,
-        allow_private_targets: bool,
-        precheck_urls: bool = True,
-    ) -> None:
-        """``http``: a transport is called directly (the engine's hot path: the client layer's
-        auth/redirect/cookie plumbing measured ~15 % of node CPU and none of it applies); a
-        client is sent through. ``precheck_urls``: resolve and check the URL before each
-        attempt — needed only when the transport does not check addresses at connect time."""
-        self.http = http
-        self.allow_private_targets = allow_private_targets
-        self.precheck_urls = precheck_urls
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        """``transport`` is called directly, without httpx's client layer (its auth, redirect
+        and cookie plumbing measured ~15 % of node CPU and none of it applies; no cookie jar
+        means no ``Set-Cookie`` of one tenant's target rides along on another's request). It
+        must check each address it connects to: ``TrioTransport`` does (the SSRF guard)."""
+        self.transport = transport
 
     async def send(
         self, attempt: Attempt, method: str, url: str, content: bytes | None, timeout_ms: int
@@ -133,8 +125,6 @@ class Sender:
         timeout_s = timeout_ms / 1000
         try:
             with trio.fail_after(timeout_s):
-                if self.precheck_urls:
-                    await check_url(url, allow_private=self.allow_private_targets)
                 await self._exchange(attempt, method, url, content, timeout_s)
         except trio.TooSlowError:
             attempt.status = "timeout"
@@ -152,24 +142,14 @@ class Sender:
     async def _exchange(
         self, attempt: Attempt, method: str, url: str, content: bytes | None, timeout_s: float
     ) -> None:
-        if isinstance(self.http, httpx.AsyncClient):
-            request = self.http.build_request(
-                method,
-                url,
-                headers=attempt.request_headers,
-                content=content,
-                timeout=httpx.Timeout(timeout_s),
-            )
-            response = await self.http.send(request, stream=True, follow_redirects=False)
-        else:
-            request = httpx.Request(
-                method,
-                _parsed_url(url),
-                headers=attempt.request_headers,
-                content=content,
-                extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
-            )
-            response = await self.http.handle_async_request(request)
+        request = httpx.Request(
+            method,
+            _parsed_url(url),
+            headers=attempt.request_headers,
+            content=content,
+            extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
+        )
+        response = await self.transport.handle_async_request(request)
         try:
             raw = bytearray()
             async for chunk in response.aiter_raw():
@@ -187,16 +167,8 @@ class Sender:
 class Deliverer:
     """Sends one execution's request (signed) and judges the response."""
 
-    def __init__(
-        self,
-        http: httpx.AsyncClient | httpx.AsyncBaseTransport,
-        *,
-        allow_private_targets: bool,
-        precheck_urls: bool = True,
-    ) -> None:
-        self.sender = Sender(
-            http, allow_private_targets=allow_private_targets, precheck_urls=precheck_urls
-        )
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self.sender = Sender(transport)
 
     async def deliver(self, claimed: ClaimedExecution) -> Attempt:
         attempt = Attempt()

@@ -16,14 +16,12 @@ exchange; any error, cancellation or early close of a response closes it.
 
 from __future__ import annotations
 
-import http.cookiejar
 import ipaddress
 import math
 import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import trio
@@ -310,23 +308,3 @@ class TrioTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self.pool.close()
-
-
-class NoCookies(http.cookiejar.CookieJar):
-    """A cookie jar that keeps nothing. One client serves every organization's targets: with
-    httpx's default jar, a ``Set-Cookie`` from one delivery's response would ride along on the
-    next request to that host, whoever's task it is."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        return None
-
-
-def delivery_client(transport: TrioTransport) -> httpx.AsyncClient:
-    """The httpx client for outbound calls: this transport, no cookie jar, no redirects, and
-    no proxies from the environment (they would be mounted around the transport)."""
-    return httpx.AsyncClient(
-        transport=transport, trust_env=False, follow_redirects=False, cookies=NoCookies()
-    )

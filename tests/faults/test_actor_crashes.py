@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 import trio
 
 from runlater.config import Settings
+from runlater.delivery.transport import TrioTransport
 from runlater.errors import Conflict, StoreError, StoreUnavailable
 from runlater.node import build_node
 from runlater.store.postgres import Store
@@ -52,7 +52,7 @@ async def test_crashed_actor_is_restarted_and_nothing_is_lost(
     org, _ = await make_org(store)
     faulty = FaultyStore(store)
     faulty.fail(method, lambda n: n == 2, StoreError(f"injected fault in {method}"))
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         once_ids = []
         for i in range(10):
             row = await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0)
@@ -92,7 +92,7 @@ async def test_a_refused_claim_is_retried_without_crashing_the_pool(
     org, _ = await make_org(store)
     faulty = FaultyStore(store)
     faulty.fail("claim", lambda n: n in (1, 2), Conflict("duplicate key: executions_one_running"))
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         ids = [
             (await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0))["execution_id"]
             for i in range(5)
@@ -127,7 +127,7 @@ async def test_a_restarted_pool_is_a_new_instance_and_writes_what_the_old_one_he
         return RuntimeError("injected bug in the recorder") if n == 1 else StoreUnavailable("away")
 
     faulty.fail("complete", lambda n: True, outage)
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         ids = [
             (await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0))["execution_id"]
             for i in range(5)

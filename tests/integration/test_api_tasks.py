@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 import pytest
 from quart_trio import QuartTrio
 
@@ -25,6 +24,7 @@ from runlater.clock import ManualClock
 from runlater.config import Settings
 from runlater.cron import CronSchedule
 from runlater.delivery.client import Deliverer
+from runlater.delivery.transport import TrioTransport
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
 from tests.helpers.factories import make_org
@@ -206,8 +206,8 @@ async def executions(api: Api, task_id: str, query: str = "") -> list[dict[str, 
 
 async def deliver_due(store: Store) -> WorkerResult:
     """Deliver every due execution once, for real, as a worker node would."""
-    async with httpx.AsyncClient() as http:
-        deliverer = Deliverer(http, allow_private_targets=True)
+    async with TrioTransport(allow_private=True) as http:
+        deliverer = Deliverer(http)
         worker = Worker(store, deliverer, node="t", lease_margin_s=5)
         return await worker.run_once(10)
 

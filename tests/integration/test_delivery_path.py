@@ -31,7 +31,7 @@ from tests.helpers.sink import Received, serve_sink
 async def deliver_due(store: Store, limit: int = 20) -> WorkerResult:
     """One worker pass the way a node sends: our transport, called directly, SSRF at connect."""
     async with TrioTransport(allow_private=True) as transport:
-        deliverer = Deliverer(transport, allow_private_targets=True, precheck_urls=False)
+        deliverer = Deliverer(transport)
         return await Worker(store, deliverer, node="t", lease_margin_s=5).run_once(limit)
 
 
@@ -200,12 +200,16 @@ async def test_no_retry_after_the_last_attempt(store: Store, database_url: str) 
 
 
 async def callbacker(store: Store, http: httpx.AsyncClient) -> Callbacker:
-    return Callbacker(store, Sender(http, allow_private_targets=True), concurrency=5)
+    return Callbacker(store, Sender(http), concurrency=5)
 
 
 async def test_callback_gets_the_signed_completion_payload(store: Store) -> None:
     org, _ = await make_org(store)
-    async with serve_sink() as target, serve_sink() as hook, httpx.AsyncClient() as http:
+    async with (
+        serve_sink() as target,
+        serve_sink() as hook,
+        TrioTransport(allow_private=True) as http,
+    ):
         row = await store.insert_task(
             org, once_task(target.url + "/status/201", callback_url=hook.url + "/cb"), 0
         )
@@ -238,7 +242,11 @@ async def test_failing_callback_target_is_retried_then_given_up(
     store: Store, database_url: str
 ) -> None:
     org, _ = await make_org(store)
-    async with serve_sink() as target, serve_sink() as hook, httpx.AsyncClient() as http:
+    async with (
+        serve_sink() as target,
+        serve_sink() as hook,
+        TrioTransport(allow_private=True) as http,
+    ):
         row = await store.insert_task(
             org, once_task(target.url + "/ok", callback_url=hook.url + "/status/500"), 0
         )
@@ -261,7 +269,11 @@ async def test_failing_callback_target_is_retried_then_given_up(
 async def test_hanging_callback_target_never_holds_delivery_workers(store: Store) -> None:
     """Callbacks run in their own actor: while every callback hangs, deliveries go on."""
     org, _ = await make_org(store)
-    async with serve_sink() as target, serve_sink() as hook, httpx.AsyncClient() as http:
+    async with (
+        serve_sink() as target,
+        serve_sink() as hook,
+        TrioTransport(allow_private=True) as http,
+    ):
         for i in range(5):
             await store.insert_task(
                 org, once_task(f"{target.url}/first/{i}", callback_url=hook.url + "/hang"), 0

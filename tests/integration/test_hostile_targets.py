@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 import trio
 
@@ -25,11 +24,9 @@ def claimed(url: str) -> ClaimedExecution:
 
 
 @asynccontextmanager
-async def deliverer(transport: TrioTransport, *, precheck: bool = True) -> AsyncIterator[Deliverer]:
-    async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
-        yield Deliverer(
-            client, allow_private_targets=transport.allow_private, precheck_urls=precheck
-        )
+async def deliverer(transport: TrioTransport) -> AsyncIterator[Deliverer]:
+    async with transport:
+        yield Deliverer(transport)
 
 
 async def timed(deliver: Deliverer, url: str) -> tuple[Attempt, float]:
@@ -77,9 +74,9 @@ async def test_hostile_target_is_bounded(
 
 
 async def test_a_blocked_target_is_a_failed_attempt_with_a_clear_error() -> None:
-    """With the transport as the only guard (no pre-check), a loopback target is refused."""
+    """The transport is the guard: a loopback target is refused at connect."""
     transport = TrioTransport(allow_private=False)
-    async with serve_hostile() as server, deliverer(transport, precheck=False) as deliver:
+    async with serve_hostile() as server, deliverer(transport) as deliver:
         attempt = await deliver.deliver(claimed(server.url + "/hook"))
         assert attempt.status == "failed"
         assert attempt.error is not None and "url not allowed: " in attempt.error

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 
 from runlater.actors import janitor as janitor_module
@@ -18,6 +17,7 @@ from runlater.actors.janitor import Janitor
 from runlater.actors.worker import Worker
 from runlater.clock import ManualClock
 from runlater.delivery.client import Deliverer
+from runlater.delivery.transport import TrioTransport
 from runlater.store.postgres import Store
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org, once_task
@@ -27,10 +27,8 @@ DAY = timedelta(days=1)
 
 
 async def deliver_due(store: Store, limit: int = 50) -> None:
-    async with httpx.AsyncClient() as http:
-        worker = Worker(
-            store, Deliverer(http, allow_private_targets=True), node="t", lease_margin_s=60
-        )
+    async with TrioTransport(allow_private=True) as http:
+        worker = Worker(store, Deliverer(http), node="t", lease_margin_s=60)
         await worker.run_once(limit)
 
 

@@ -57,7 +57,7 @@ async def test_every_finished_delivery_is_one_line_failures_at_warning(
     async with serve_sink() as sink, TrioTransport(allow_private=True) as transport:
         ok = await store.insert_task(org, once_task(sink.url + "/ok"), 0)
         bad = await store.insert_task(org, once_task(sink.url + "/status/503", retry_attempts=1), 0)
-        deliverer = Deliverer(transport, allow_private_targets=True, precheck_urls=False)
+        deliverer = Deliverer(transport)
         with caplog.at_level(logging.INFO, logger="runlater.delivery"):
             await Worker(store, deliverer, node="t", lease_margin_s=5).run_once(10)
     logged = {f["task"]: (level, f) for level, f in lines(caplog, "runlater.delivery")}

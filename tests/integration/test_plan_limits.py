@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 import trio
 from quart_trio import QuartTrio
@@ -22,6 +21,7 @@ from runlater.actors.worker import Worker
 from runlater.clock import ManualClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
+from runlater.delivery.transport import TrioTransport
 from runlater.errors import LimitExceeded
 from runlater.plans import PLANS
 from runlater.store.postgres import Store
@@ -123,10 +123,8 @@ def assert_limit_exceeded(status: int, body: Any, field: str, message: str) -> N
 
 
 async def deliver_due(store: Store) -> None:
-    async with httpx.AsyncClient() as http:
-        worker = Worker(
-            store, Deliverer(http, allow_private_targets=True), node="t", lease_margin_s=5
-        )
+    async with TrioTransport(allow_private=True) as http:
+        worker = Worker(store, Deliverer(http), node="t", lease_margin_s=5)
         await worker.run_once(10)
 
 

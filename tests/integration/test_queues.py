@@ -27,6 +27,7 @@ from runlater.actors.worker import Worker
 from runlater.clock import ManualClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
+from runlater.delivery.transport import TrioTransport
 from runlater.errors import Conflict
 from runlater.store.base import fetchval
 from runlater.store.migrate import apply_migrations, available
@@ -91,7 +92,7 @@ async def expire_lease(dsn: str, execution_id: UUID) -> None:
 
 
 def deliverer(http: httpx.AsyncClient) -> Deliverer:
-    return Deliverer(http, allow_private_targets=True)
+    return Deliverer(http)
 
 
 # ---------------------------------------------------------------------- strict FIFO, one at a time
@@ -104,7 +105,7 @@ async def test_strict_fifo_a_waiting_retry_holds_back_later_items(
     slots, B and C are still not claimed, and nothing is reported due before the retry's time;
     once the retry is due it runs alone, then B, then C — one per pass, in order."""
     org, _ = await make_org(store)
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         a = await enqueue(store, org, "q", sink.url + "/status/503?A", retry_attempts=1)
         await enqueue(store, org, "q", sink.url + "/B")
         await enqueue(store, org, "q", sink.url + "/C")
@@ -414,7 +415,7 @@ async def test_resume_and_finished_heads_wake_the_pool(store: Store) -> None:
     of three items is not reported due (the pool sleeps the full poll); resuming wakes it, and
     each finished head wakes it for the next item — all three arrive in order within seconds."""
     org, _ = await make_org(store)
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         for name in ("one", "two", "three"):
             await enqueue(store, org, "q", f"{sink.url}/{name}")
         await store.set_queue_paused(org, "q", True)

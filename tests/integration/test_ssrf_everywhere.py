@@ -67,7 +67,7 @@ async def test_delivery_to_every_blocked_address_fails_at_connect(
     async with TrioTransport(
         allow_private=allow_private, resolver=StaticResolver(ANSWERS)
     ) as transport:
-        deliverer = Deliverer(transport, allow_private_targets=allow_private, precheck_urls=False)
+        deliverer = Deliverer(transport)
         attempt: Any = await deliverer.deliver(claimed_execution(url))
         assert transport.stats.opened == 0
     assert attempt.status == "failed"

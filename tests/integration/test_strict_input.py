@@ -195,7 +195,7 @@ async def test_a_name_that_resolves_to_a_blocked_address_is_still_refused(client
 
 async def test_an_unresolvable_host_fails_the_delivery_attempt_clearly_and_is_retried() -> None:
     async with TrioTransport(allow_private=False, resolver=StaticResolver(ANSWERS)) as transport:
-        deliverer = Deliverer(transport, allow_private_targets=False, precheck_urls=False)
+        deliverer = Deliverer(transport)
         attempt: Any = await deliverer.deliver(claimed_execution(OFFLINE))
         assert transport.stats.opened == 0
     assert attempt.status == "failed"

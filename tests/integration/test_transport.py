@@ -13,9 +13,11 @@ import pytest
 import trio
 import trustme
 
+from runlater.delivery.client import Deliverer
 from runlater.delivery.resolver import StaticResolver
 from runlater.delivery.ssrf import check_url
-from runlater.delivery.transport import BlockedTarget, TrioTransport, delivery_client
+from runlater.delivery.transport import BlockedTarget, TrioTransport
+from tests.helpers.factories import claimed_execution
 from tests.helpers.hostile import HostileServer, serve_hostile
 
 PUBLIC = "93.184.216.34"
@@ -374,17 +376,20 @@ async def test_closing_the_transport_closes_idle_connections() -> None:
         await server.wait_until(lambda: server.open_connections == 0)
 
 
-async def test_the_delivery_client_carries_no_cookie_from_one_response_to_the_next() -> None:
+async def test_a_delivery_carries_no_cookie_from_one_response_to_the_next() -> None:
+    """Deliveries go to the transport without httpx's client layer, so no cookie jar: a
+    Set-Cookie from one tenant's target never rides along on the next request to that host
+    (httpx's client with its default jar would send it)."""
     async with serve_hostile() as server:
         async with httpx.AsyncClient(transport=TrioTransport(allow_private=True)) as plain:
             await plain.get(server.url + "/set-cookie")
             await plain.get(server.url + "/next")
-        # httpx's default jar would hand tenant A's session to whoever calls that host next
         assert server.requests[-1].headers.get("cookie") == "session=tenant-a-secret"
-        async with delivery_client(TrioTransport(allow_private=True)) as client:
-            response = await client.get(server.url + "/set-cookie")
-            assert response.headers["set-cookie"].startswith("session=")  # still recorded
-            await client.get(server.url + "/next")
+        async with TrioTransport(allow_private=True) as transport:
+            deliverer = Deliverer(transport)
+            first = await deliverer.deliver(claimed_execution(server.url + "/set-cookie"))
+            assert (first.response_headers or {})["set-cookie"].startswith("session=")
+            await deliverer.deliver(claimed_execution(server.url + "/next"))
         assert "cookie" not in server.requests[-1].headers
 
 

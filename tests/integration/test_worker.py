@@ -9,18 +9,19 @@ from runlater.actors.pool import PoolManager
 from runlater.actors.worker import Worker
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
+from runlater.delivery.transport import TrioTransport
 from runlater.store.postgres import Store
 from tests.helpers.factories import make_org, once_task
 from tests.helpers.sink import serve_sink
 
 
 def deliverer(http: httpx.AsyncClient) -> Deliverer:
-    return Deliverer(http, allow_private_targets=True)
+    return Deliverer(http)
 
 
 async def test_due_once_task_is_delivered_and_recorded(store: Store) -> None:
     org, _ = await make_org(store)
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         row = await store.insert_task(org, once_task(sink.url + "/hook", body='{"a":1}'), 0)
         worker = Worker(store, deliverer(http), node="n1", lease_margin_s=5)
         result = await worker.run_once(limit=10)
@@ -40,7 +41,7 @@ async def test_due_once_task_is_delivered_and_recorded(store: Store) -> None:
 
 async def test_not_yet_due_is_not_claimed(store: Store) -> None:
     org, _ = await make_org(store)
-    async with httpx.AsyncClient() as http:
+    async with TrioTransport(allow_private=True) as http:
         await store.insert_task(org, once_task("http://127.0.0.1:9/x"), 3600)
         result = await Worker(store, deliverer(http), node="n1", lease_margin_s=5).run_once(5)
         assert result.claimed == 0
@@ -50,7 +51,7 @@ async def test_not_yet_due_is_not_claimed(store: Store) -> None:
 
 async def test_failure_schedules_retry_with_attempt_plus_one(store: Store) -> None:
     org, _ = await make_org(store)
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         row = await store.insert_task(org, once_task(sink.url + "/status/503", retry_attempts=2), 0)
         result = await Worker(store, deliverer(http), node="n1", lease_margin_s=5).run_once(5)
         assert result.failed == 1
@@ -67,7 +68,7 @@ async def test_failure_schedules_retry_with_attempt_plus_one(store: Store) -> No
 
 async def test_4xx_is_not_retried(store: Store) -> None:
     org, _ = await make_org(store)
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         row = await store.insert_task(org, once_task(sink.url + "/status/404", retry_attempts=3), 0)
         await Worker(store, deliverer(http), node="n1", lease_margin_s=5).run_once(5)
         executions = await store.list_task_executions(
@@ -81,7 +82,7 @@ async def test_pool_manager_delivers_a_burst_with_batched_recording(store: Store
     settings = Settings(
         min_workers=1, max_workers=8, poll_interval_s=0.05, allow_private_targets=True
     )
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         for i in range(30):
             await store.insert_task(org, once_task(f"{sink.url}/n/{i}"), 0)
         send, recv = trio.open_memory_channel(16)
@@ -110,7 +111,7 @@ async def test_pool_grows_with_work_and_idle_workers_exit_down_to_min(store: Sto
         worker_idle_s=0.2,
         allow_private_targets=True,
     )
-    async with serve_sink() as sink, httpx.AsyncClient() as http:
+    async with serve_sink() as sink, TrioTransport(allow_private=True) as http:
         for i in range(12):
             await store.insert_task(org, once_task(f"{sink.url}/slow/300?{i}"), 0)
         send, recv = trio.open_memory_channel(16)
