@@ -1,8 +1,8 @@
 """Send one execution's HTTP request and describe what happened.
 
-The httpx client is injected so the transport can be swapped (the hardened trio transport of
-the delivery-path work plugs in here). The whole attempt — connect, send, receive — runs under
-one deadline: the task's ``timeout_ms``. At most ``MAX_BODY_BYTES`` of the response are read.
+The outbound transport is injected (the node gives its ``TrioTransport``, which checks every
+address it connects to). The whole attempt — connect, send, receive — runs under one
+deadline: the task's ``timeout_ms``. At most ``MAX_BODY_BYTES`` of the response are read.
 """
 
 from __future__ import annotations

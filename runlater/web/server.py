@@ -1,8 +1,8 @@
 """WebServer: serves the quart-trio app with hypercorn's trio worker inside the node's nursery.
 
-Mailbox: none. Emits: nothing (the app talks to the store and the event hub). Runs on every
-node. ``task_status.started()`` reports the bound URLs (port 0 picks a free one). A crash
-restarts the listener socket; in-flight requests of that moment fail.
+Mailbox: none. Emits: nothing (the app talks to the store). Runs on every node.
+``task_status.started()`` reports the bound URLs (port 0 picks a free one). A crash restarts
+the listener socket; in-flight requests of that moment fail.
 """
 
 from __future__ import annotations
