@@ -60,8 +60,9 @@ class RestartPolicy:
         return base * rng.uniform(0.5, 1.0)  # jitter: nodes restarting together spread out
 
 
-class _StartedOnce:
-    """Passes ``started()`` through to the real task status the first time only."""
+class StartedOnce:
+    """Passes ``started()`` through to the real task status the first time only, and
+    remembers whether it was (``done``)."""
 
     def __init__(self, task_status: Any) -> None:
         self._task_status = task_status
@@ -96,7 +97,7 @@ class Supervisor:
             task_status.started()
 
     async def _supervise(self, spec: ChildSpec, *, task_status: Any) -> None:
-        status = _StartedOnce(task_status)
+        status = StartedOnce(task_status)
         crashes: deque[float] = deque()
         while True:
             child = spec.factory()

@@ -29,6 +29,7 @@ import trio
 from runlater import metrics
 from runlater.errors import StoreError, StoreUnavailable
 from runlater.store.postgres import Store
+from runlater.supervisor import StartedOnce
 
 log = logging.getLogger("runlater.actors.elector")
 
@@ -116,7 +117,7 @@ class Elector:
     async def _run_group(self, *, task_status: Any) -> None:
         """The leader-only actors, cancelled at ``valid_until`` (moved on by each renewal)."""
         assert self.leader_group is not None
-        status = _Started(task_status)
+        status = StartedOnce(task_status)
         with trio.CancelScope(deadline=self.valid_until) as scope:
             self._group_scope = scope
             try:
@@ -127,16 +128,3 @@ class Elector:
                     log.info("actor=elector leader-only actors stopped node=%s", self.node)
         if not status.done:  # the deadline passed while they were starting
             status.started()
-
-
-class _Started:
-    """Passes ``started()`` on once, and remembers whether it was."""
-
-    def __init__(self, task_status: Any) -> None:
-        self._task_status = task_status
-        self.done = False
-
-    def started(self, value: Any = None) -> None:
-        if not self.done:
-            self.done = True
-            self._task_status.started(value)

@@ -42,6 +42,14 @@ def _store() -> Store:
     return services().store
 
 
+def _status_arg() -> str | None:
+    """The ``status`` filter of a list: an execution status, or absent."""
+    status = request.args.get("status")
+    if status is not None and status not in EXECUTION_STATUSES:
+        raise validation_error({"status": [f"must be one of {sorted(EXECUTION_STATUSES)}"]})
+    return status
+
+
 def _text_arg(name: str) -> str | None:
     """A free-text query parameter; NUL (which no stored text can hold) is 422, not a 500."""
     value = request.args.get(name)
@@ -81,9 +89,7 @@ async def list_tasks() -> Any:
     kind = request.args.get("type")
     if kind is not None and kind not in ("cron", "once"):
         raise validation_error({"type": ["must be cron or once"]})
-    status = request.args.get("status")
-    if status is not None and status not in EXECUTION_STATUSES:
-        raise validation_error({"status": [f"must be one of {sorted(EXECUTION_STATUSES)}"]})
+    status = _status_arg()
     queue = _text_arg("queue")
     rows = await _store().list_tasks(
         org_id(),
@@ -143,9 +149,7 @@ async def trigger_task(task_id: str) -> Any:
 async def list_executions(task_id: str) -> Any:
     """List a task's executions (without bodies), newest first."""
     limit, offset = pagination()
-    status = request.args.get("status")
-    if status is not None and status not in EXECUTION_STATUSES:
-        raise validation_error({"status": [f"must be one of {sorted(EXECUTION_STATUSES)}"]})
+    status = _status_arg()
     rows = await _store().list_task_executions(
         org_id(), parse_id(task_id, "task"), status=status, limit=limit, offset=offset
     )
