@@ -22,7 +22,7 @@ from runlater.actors.loop import run_periodic
 from runlater.actors.messages import Wake
 from runlater.delivery.client import Attempt, Sender
 from runlater.delivery.signing import signature_headers
-from runlater.store.postgres import Store
+from runlater.store.ports import CallbackStore
 from runlater.store.records import CallbackResult
 
 log = logging.getLogger("runlater.actors.callbacker")
@@ -54,7 +54,7 @@ def callback_request(row: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
 class Callbacker:
     def __init__(
         self,
-        store: Store,
+        store: CallbackStore,
         sender: Sender,
         *,
         concurrency: int = 10,

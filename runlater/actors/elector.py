@@ -28,7 +28,7 @@ import trio
 
 from runlater import metrics
 from runlater.errors import StoreError, StoreUnavailable
-from runlater.store.postgres import Store
+from runlater.store.ports import LeaseStore
 from runlater.supervisor import StartedOnce
 
 log = logging.getLogger("runlater.actors.elector")
@@ -46,7 +46,7 @@ class ElectorResult:
 class Elector:
     def __init__(
         self,
-        store: Store,
+        store: LeaseStore,
         *,
         node: str,
         lease_s: float,

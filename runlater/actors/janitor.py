@@ -23,7 +23,7 @@ import trio
 
 from runlater.actors.loop import at_interval, run_periodic
 from runlater.clock import Clock
-from runlater.store.postgres import Store
+from runlater.store.ports import RetentionStore
 
 log = logging.getLogger("runlater.actors.janitor")
 
@@ -40,7 +40,7 @@ class JanitorResult:
 
 
 class Janitor:
-    def __init__(self, store: Store, clock: Clock, *, interval_s: float) -> None:
+    def __init__(self, store: RetentionStore, clock: Clock, *, interval_s: float) -> None:
         self.store = store
         self.clock = clock
         self.interval_s = interval_s

@@ -29,7 +29,7 @@ from runlater.actors.worker import Worker, WorkerResult
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
 from runlater.errors import Conflict, StoreError, StoreUnavailable, TransientConflict
-from runlater.store.postgres import Store
+from runlater.store.ports import DeliveryStore
 from runlater.store.records import ClaimedExecution, Outcome
 
 log = logging.getLogger("runlater.actors.pool")
@@ -61,7 +61,7 @@ class Recorder:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         outcomes: trio.MemoryReceiveChannel[Outcome],
         unrecorded: dict[UUID, UUID],
     ) -> None:
@@ -176,7 +176,7 @@ class Recorder:
 class PoolManager:
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         deliverer: Deliverer,
         settings: Settings,
         *,

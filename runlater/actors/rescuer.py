@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from runlater.actors.loop import at_interval, run_periodic
-from runlater.store.postgres import Store
+from runlater.store.ports import DeliveryStore
 
 log = logging.getLogger("runlater.actors.rescuer")
 
@@ -29,7 +29,7 @@ class RescuerResult:
 
 
 class Rescuer:
-    def __init__(self, store: Store, *, interval_s: float) -> None:
+    def __init__(self, store: DeliveryStore, *, interval_s: float) -> None:
         self.store = store
         self.interval_s = interval_s
 

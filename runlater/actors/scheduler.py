@@ -42,7 +42,7 @@ from runlater.actors.messages import Wake
 from runlater.clock import Clock
 from runlater.cron import CronSchedule
 from runlater.errors import InvalidCron, TransientConflict
-from runlater.store.postgres import Store
+from runlater.store.ports import ScheduleStore
 from runlater.store.records import AdvanceResult, CronAdvance, DueCronTask
 
 log = logging.getLogger("runlater.actors.scheduler")
@@ -86,7 +86,7 @@ def plan_advance(task: DueCronTask, now: datetime, grace_s: float) -> CronAdvanc
 class Scheduler:
     def __init__(
         self,
-        store: Store,
+        store: ScheduleStore,
         clock: Clock,
         *,
         misfire_grace_s: float,

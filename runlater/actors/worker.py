@@ -23,7 +23,7 @@ import trio
 from runlater import metrics
 from runlater.delivery.client import Attempt, Deliverer
 from runlater.delivery.retry import parse_retry_after, retry_delay_s
-from runlater.store.postgres import Store
+from runlater.store.ports import DeliveryStore
 from runlater.store.records import ClaimedExecution, Outcome
 
 log = logging.getLogger("runlater.delivery")
@@ -96,7 +96,7 @@ def log_delivery(claimed: ClaimedExecution, outcome: Outcome) -> None:
 
 class Worker:
     def __init__(
-        self, store: Store, deliverer: Deliverer, *, node: str, lease_margin_s: float
+        self, store: DeliveryStore, deliverer: Deliverer, *, node: str, lease_margin_s: float
     ) -> None:
         self.store = store
         self.deliverer = deliverer

@@ -19,7 +19,7 @@ from runlater.domain.tasks import draft_edit, draft_task, plan_edit
 from runlater.domain.urls import FieldWarning, UrlPolicy
 from runlater.schemas.sync import parse_sync
 from runlater.store.bulk import TaskSyncResult
-from runlater.store.postgres import Store
+from runlater.store.ports import TaskStore
 from runlater.store.records import Row
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ class Accepted(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class TaskService:
-    store: Store
+    store: TaskStore
     urls: UrlPolicy
     clock: Clock
 

@@ -18,9 +18,9 @@ from quart_trio import QuartTrio
 from runlater.clock import ManualClock
 from runlater.store.base import fetch, fetchval
 from runlater.store.postgres import Store
+from tests.helpers.api import Api, assert_error, make_app, near, parse_ts
 from tests.helpers.factories import make_org
 from tests.helpers.sink import serve_sink
-from tests.integration.test_api_tasks import Api, assert_error, make_app, near, parse_ts
 from tests.integration.test_delivery_path import deliver_due
 
 TARGET = "http://127.0.0.1:8080/hook"

@@ -17,15 +17,13 @@ import trio
 from quart_trio import QuartTrio
 
 from runlater.actors.scheduler import Scheduler
-from runlater.actors.worker import Worker
 from runlater.clock import ManualClock
 from runlater.config import Settings
-from runlater.delivery.client import Deliverer
-from runlater.delivery.transport import TrioTransport
 from runlater.errors import LimitExceeded
 from runlater.plans import PLANS
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
+from tests.helpers.api import Api, deliver_due
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import cron_task, make_org
 from tests.helpers.sink import serve_sink
@@ -38,34 +36,9 @@ FREE_LIMIT_MESSAGE = "monthly execution limit reached (free plan: 10,000)"
 
 
 @dataclass
-class Api:
-    app: QuartTrio
-    key: str
-
-    async def call(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
-        response = await self.app.test_client().open(
-            "/api/v1" + path,
-            method=method,
-            json=json,
-            headers={"Authorization": f"Bearer {self.key}"},
-        )
-        return response.status_code, await response.get_json()
-
-
-@dataclass
 class Org:
     id: UUID
     api: Api
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def app(store: Store, clock: ManualClock) -> QuartTrio:
-    return create_app(store, Settings(allow_private_targets=True), clock)
 
 
 async def new_org(store: Store, app: QuartTrio, name: str, tier: str) -> Org:
@@ -122,12 +95,6 @@ def assert_limit_exceeded(status: int, body: Any, field: str, message: str) -> N
     }
 
 
-async def deliver_due(store: Store) -> None:
-    async with TrioTransport(allow_private=True) as http:
-        worker = Worker(store, Deliverer(http), node="t", lease_margin_s=5)
-        await worker.run_once(10)
-
-
 # ---------------------------------------------------------------- the plans, one source
 
 
@@ -162,17 +129,17 @@ async def test_free_org_at_the_limit_cannot_create_a_task_and_nothing_is_created
     """9,999 used: one more one-time task fits (one-time tasks count); the next is refused
     with 422 limit_exceeded, and neither its task nor its execution exists."""
     await set_usage(database_url, free.id, 9_999)
-    status, body = await free.api.call("POST", "/tasks", {"url": TARGET})
+    status, body = await free.api.exchange("POST", "/tasks", {"url": TARGET})
     assert status == 202, body
     assert await usage(database_url, free.id) == 10_000
 
-    status, body = await free.api.call("POST", "/tasks", {"url": TARGET, "name": "refused"})
+    status, body = await free.api.exchange("POST", "/tasks", {"url": TARGET, "name": "refused"})
     assert_limit_exceeded(status, body, "executions_this_month", FREE_LIMIT_MESSAGE)
     assert await count(database_url, "tasks", free.id) == 1
     assert await count(database_url, "executions", free.id) == 1
     assert await usage(database_url, free.id) == 10_000
     # A cron task creates no execution when it is created: it may still be set up.
-    status, body = await free.api.call("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
+    status, body = await free.api.exchange("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
     assert status == 201, body
 
 
@@ -180,10 +147,10 @@ async def test_trigger_and_manual_retry_are_refused_at_the_limit(
     free: Org, store: Store, database_url: str
 ) -> None:
     """A manual trigger and a manual retry are new work: refused at the limit, nothing made."""
-    status, cron = await free.api.call("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
+    status, cron = await free.api.exchange("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
     assert status == 201, cron
     async with serve_sink() as sink:
-        status, once = await free.api.call(
+        status, once = await free.api.exchange(
             "POST", "/tasks", {"url": sink.url + "/status/404", "retry_attempts": 0}
         )
         assert status == 202, once
@@ -193,17 +160,18 @@ async def test_trigger_and_manual_retry_are_refused_at_the_limit(
     await set_usage(database_url, free.id, 10_000)
     before = await count(database_url, "executions", free.id)
 
-    status, body = await free.api.call("POST", f"/tasks/{cron['data']['id']}/trigger")
+    status, body = await free.api.exchange("POST", f"/tasks/{cron['data']['id']}/trigger")
     assert_limit_exceeded(status, body, "executions_this_month", FREE_LIMIT_MESSAGE)
-    status, body = await free.api.call("POST", f"/executions/{once['data']['execution_id']}/retry")
+    retry = f"/executions/{once['data']['execution_id']}/retry"
+    status, body = await free.api.exchange("POST", retry)
     assert_limit_exceeded(status, body, "executions_this_month", FREE_LIMIT_MESSAGE)
 
     assert await count(database_url, "executions", free.id) == before
     assert await usage(database_url, free.id) == 10_000
     # Under the limit the same two calls work (the refusal was the limit, nothing else).
     await set_usage(database_url, free.id, 9_998)
-    assert (await free.api.call("POST", f"/tasks/{cron['data']['id']}/trigger"))[0] == 202
-    retried = await free.api.call("POST", f"/executions/{once['data']['execution_id']}/retry")
+    assert (await free.api.exchange("POST", f"/tasks/{cron['data']['id']}/trigger"))[0] == 202
+    retried = await free.api.exchange("POST", f"/executions/{once['data']['execution_id']}/retry")
     assert retried[0] == 202, retried
     assert await usage(database_url, free.id) == 10_000
 
@@ -214,7 +182,7 @@ async def test_automatic_retries_still_run_over_the_limit(
     """An accepted task is never dropped: its retries are counted, past the limit, and run."""
     await set_usage(database_url, free.id, 9_999)
     async with serve_sink() as sink:
-        status, once = await free.api.call(
+        status, once = await free.api.exchange(
             "POST", "/tasks", {"url": sink.url + "/status/500", "retry_attempts": 2}
         )
         assert status == 202, once
@@ -241,12 +209,12 @@ async def test_a_batch_over_the_limit_creates_nothing(free: Org, database_url: s
     """``POST /tasks/batch`` is one statement: 3 items with 2 left fail as a whole."""
     await set_usage(database_url, free.id, 9_998)
     batch = {"url": TARGET, "queue": "q", "items": [{"n": 1}, {"n": 2}, {"n": 3}]}
-    status, body = await free.api.call("POST", "/tasks/batch", batch)
+    status, body = await free.api.exchange("POST", "/tasks/batch", batch)
     assert_limit_exceeded(status, body, "executions_this_month", FREE_LIMIT_MESSAGE)
     assert await count(database_url, "tasks", free.id) == 0
     assert await count(database_url, "executions", free.id) == 0
     assert await usage(database_url, free.id) == 9_998
-    status, body = await free.api.call("POST", "/tasks/batch", {**batch, "items": [1, 2]})
+    status, body = await free.api.exchange("POST", "/tasks/batch", {**batch, "items": [1, 2]})
     assert status == 201, body
     assert await usage(database_url, free.id) == 10_000
 
@@ -265,7 +233,7 @@ async def test_concurrent_creations_never_pass_the_hard_limit(
         statuses: list[int] = []
 
         async def create(i: int) -> None:
-            status, _ = await api.call("POST", "/tasks", {"url": TARGET, "name": f"t{i}"})
+            status, _ = await api.exchange("POST", "/tasks", {"url": TARGET, "name": f"t{i}"})
             statuses.append(status)
 
         async with trio.open_nursery() as nursery:
@@ -283,10 +251,10 @@ async def test_concurrent_creations_never_pass_the_hard_limit(
 async def test_a_new_month_counts_from_zero(free: Org, database_url: str) -> None:
     """The counter is keyed by UTC month: last month's 10,000 do not stop this month."""
     await set_usage(database_url, free.id, 10_000, month_offset=-1)
-    status, body = await free.api.call("POST", "/tasks", {"url": TARGET})
+    status, body = await free.api.exchange("POST", "/tasks", {"url": TARGET})
     assert status == 202, body
     assert await usage(database_url, free.id) == 1
-    status, org = await free.api.call("GET", "/org")
+    status, org = await free.api.exchange("GET", "/org")
     assert status == 200
     assert org["data"]["usage"]["executions_this_month"] == 1
     async with raw_connection(database_url) as conn:
@@ -304,12 +272,12 @@ async def test_a_new_month_counts_from_zero(free: Org, database_url: str) -> Non
 
 async def test_pro_over_the_limit_is_allowed_and_reported(pro: Org, database_url: str) -> None:
     await set_usage(database_url, pro.id, 1_000_000)
-    status, body = await pro.api.call("POST", "/tasks", {"url": TARGET})
+    status, body = await pro.api.exchange("POST", "/tasks", {"url": TARGET})
     assert status == 202, body
-    status, cron = await pro.api.call("POST", "/tasks", {"url": TARGET, "cron": "* * * * *"})
+    status, cron = await pro.api.exchange("POST", "/tasks", {"url": TARGET, "cron": "* * * * *"})
     assert status == 201, cron
-    assert (await pro.api.call("POST", f"/tasks/{cron['data']['id']}/trigger"))[0] == 202
-    status, org = await pro.api.call("GET", "/org")
+    assert (await pro.api.exchange("POST", f"/tasks/{cron['data']['id']}/trigger"))[0] == 202
+    status, org = await pro.api.exchange("GET", "/org")
     assert status == 200
     assert org["data"]["usage"] | {"period_start": None, "resets_at": None} == {
         "executions_this_month": 1_000_002,
@@ -333,10 +301,10 @@ async def test_counts_from_a_former_plan_still_count_after_a_downgrade(
             " values ($1, usage_month(now()), 3, 9000), ($1, usage_month(now()), 5, 999)",
             free.id,
         )
-    assert (await free.api.call("POST", "/tasks", {"url": TARGET}))[0] == 202
-    status, body = await free.api.call("POST", "/tasks", {"url": TARGET})
+    assert (await free.api.exchange("POST", "/tasks", {"url": TARGET}))[0] == 202
+    status, body = await free.api.exchange("POST", "/tasks", {"url": TARGET})
     assert_limit_exceeded(status, body, "executions_this_month", FREE_LIMIT_MESSAGE)
-    status, org = await free.api.call("GET", "/org")
+    status, org = await free.api.exchange("GET", "/org")
     assert org["data"]["usage"]["executions_this_month"] == 10_000
 
 
@@ -351,7 +319,7 @@ async def test_concurrent_creations_of_a_pro_org_are_all_counted(
         statuses: list[int] = []
 
         async def create(i: int) -> None:
-            statuses.append((await api.call("POST", "/tasks", {"url": TARGET}))[0])
+            statuses.append((await api.exchange("POST", "/tasks", {"url": TARGET}))[0])
 
         async with trio.open_nursery() as nursery:
             for i in range(30):
@@ -443,30 +411,30 @@ async def test_free_cron_every_5_minutes_is_refused_on_create_and_patch(
     message = (
         "free plan allows a cron interval of at least 60 minutes; this one runs every 5 minutes"
     )
-    status, body = await free.api.call("POST", "/tasks", {"url": TARGET, "cron": "*/5 * * * *"})
+    status, body = await free.api.exchange("POST", "/tasks", {"url": TARGET, "cron": "*/5 * * * *"})
     assert_limit_exceeded(status, body, "cron", message)
-    status, body = await free.api.call(
+    status, body = await free.api.exchange(
         "POST", "/tasks", {"url": TARGET, "cron_expression": "* * * * *"}
     )
     assert_limit_exceeded(status, body, "cron_expression", message.replace("5 minutes", "1 minute"))
     assert await count(database_url, "tasks", free.id) == 0
 
-    status, hourly = await free.api.call("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
+    status, hourly = await free.api.exchange("POST", "/tasks", {"url": TARGET, "cron": "0 * * * *"})
     assert status == 201, hourly
     task_path = f"/tasks/{hourly['data']['id']}"
-    status, body = await free.api.call("PATCH", task_path, {"cron": "*/5 * * * *"})
+    status, body = await free.api.exchange("PATCH", task_path, {"cron": "*/5 * * * *"})
     assert_limit_exceeded(status, body, "cron", message)
-    status, body = await free.api.call("PUT", task_path, {"task": {"cron": "*/5 * * * *"}})
+    status, body = await free.api.exchange("PUT", task_path, {"task": {"cron": "*/5 * * * *"}})
     assert_limit_exceeded(status, body, "cron", message)
-    status, task = await free.api.call("GET", task_path)
+    status, task = await free.api.exchange("GET", task_path)
     assert task["data"]["cron_expression"] == "0 * * * *"
     assert task["data"]["next_run_at"] == hourly["data"]["next_run_at"]
-    status, body = await free.api.call("PATCH", task_path, {"cron": "30 */2 * * *"})
+    status, body = await free.api.exchange("PATCH", task_path, {"cron": "30 */2 * * *"})
     assert status == 200, body
 
-    status, fast = await pro.api.call("POST", "/tasks", {"url": TARGET, "cron": "*/5 * * * *"})
+    status, fast = await pro.api.exchange("POST", "/tasks", {"url": TARGET, "cron": "*/5 * * * *"})
     assert status == 201, fast
-    status, body = await pro.api.call(
+    status, body = await pro.api.exchange(
         "PATCH", f"/tasks/{fast['data']['id']}", {"cron": "* * * * *"}
     )
     assert status == 200, body
@@ -479,18 +447,18 @@ async def test_a_fast_cron_kept_from_a_former_plan_can_be_edited_but_not_re_arme
     new fast schedule, is not (the check runs when the schedule or the switch changes)."""
     async with raw_connection(database_url) as conn:
         await sql(conn, "update organizations set tier = 'pro' where id = $1", free.id)
-        status, fast = await free.api.call(
+        status, fast = await free.api.exchange(
             "POST", "/tasks", {"url": TARGET, "cron": "*/5 * * * *", "enabled": False}
         )
         assert status == 201, fast
         await sql(conn, "update organizations set tier = 'free' where id = $1", free.id)
     path = f"/tasks/{fast['data']['id']}"
-    status, body = await free.api.call("PATCH", path, {"name": "renamed"})
+    status, body = await free.api.exchange("PATCH", path, {"name": "renamed"})
     assert status == 200, body
-    status, body = await free.api.call("PATCH", path, {"enabled": True})
+    status, body = await free.api.exchange("PATCH", path, {"enabled": True})
     assert status == 422 and body["error"]["code"] == "limit_exceeded", body
     assert (await store.get_task(free.id, UUID(fast["data"]["id"])))["enabled"] is False
-    status, body = await free.api.call("DELETE", path)
+    status, body = await free.api.exchange("DELETE", path)
     assert status == 204, body
 
 

@@ -35,10 +35,10 @@ from runlater.store.postgres import Store
 from runlater.store.queries import Q
 from runlater.store.records import ClaimedExecution, CronAdvance, Outcome
 from tests.conftest import _admin, with_database
+from tests.helpers.api import Api, assert_error, make_app
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import cron_task, make_org, once_task
 from tests.helpers.sink import serve_sink
-from tests.integration.test_api_tasks import Api, assert_error, make_app
 
 URL = "http://127.0.0.1:9/x"  # claimed, never delivered
 TARGET = "http://127.0.0.1:8080/hook"  # what the API accepts (loopback allowed in tests)

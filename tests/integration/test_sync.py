@@ -20,10 +20,10 @@ from runlater.clock import ManualClock
 from runlater.cron import CronSchedule
 from runlater.store.base import fetch, fetchval
 from runlater.store.postgres import Store
+from tests.helpers.api import Api, Reply, assert_error, make_app, parse_ts
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org
 from tests.helpers.sink import serve_sink
-from tests.integration.test_api_tasks import Api, Reply, assert_error, make_app, parse_ts
 from tests.integration.test_delivery_path import deliver_due
 
 TARGET = "http://127.0.0.1:8080/hook"
