@@ -22,7 +22,7 @@ import asyncio
 import json
 import shutil
 import subprocess
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -316,44 +316,10 @@ async def pgbench_once(
     with harness.workdir(tag) as work:
         path = work / "insert_task.sql"
         path.write_text(pgbench_script(org.id))
-        info = cluster.conninfo()
-        cmd = [
-            "pgbench",
-            "-n",
-            "-M",
-            "prepared",
-            "-h",
-            info["host"],
-            "-p",
-            info["port"],
-            "-U",
-            info["user"],
-            "-c",
-            str(clients),
-            "-j",
-            str(min(clients, 2)),
-            "-T",
-            str(round(duration)),
-            "-f",
-            str(path),
-            dsn.rsplit("/", 1)[1],
-        ]
-        meter = CpuMeter({}, postmaster=cluster.postmaster)
-        meter.start()
-        t0 = time.time()
-        out = await asyncio.to_thread(
-            subprocess.run,
-            cmd,
-            env=harness.clean_env(PGPASSWORD=info["password"]),
-            capture_output=True,
-            text=True,
-            timeout=duration + 120,
+        ran = await asyncio.to_thread(
+            partial(harness.run_pgbench, cluster, dsn, path, clients=clients, duration_s=duration)
         )
-        elapsed = time.time() - t0
-        cpu = meter.stop()
-        (work / "pgbench.out").write_text(out.stdout + out.stderr)
-    if out.returncode:
-        raise RuntimeError(f"pgbench failed: {out.stderr[-1500:]}")
+    elapsed, cpu = ran.elapsed_s, ran.cpu
     conn = await asyncpg.connect(dsn)
     try:
         done = await conn.fetchval("select count(*) from tasks")

@@ -603,6 +603,65 @@ def workdir(tag: str) -> Iterator[Path]:
                 jsonl.unlink(missing_ok=True)
 
 
+# ------------------------------------------------------------------------------ pgbench
+
+
+@dataclass
+class PgbenchRun:
+    """What one pgbench invocation did: its output, wall time and Postgres CPU."""
+
+    stdout: str
+    elapsed_s: float
+    cpu: dict[str, float]
+
+    def tps(self) -> float | None:
+        found = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", self.stdout)
+        return float(found[1]) if found else None
+
+    def latency_avg_ms(self) -> float | None:
+        found = re.search(r"latency average = ([0-9.]+) ms", self.stdout)
+        return float(found[1]) if found else None
+
+
+def run_pgbench(
+    cluster: Cluster,
+    dsn: str,
+    script: Path,
+    *,
+    clients: int,
+    transactions: int | None = None,
+    duration_s: float | None = None,
+) -> PgbenchRun:
+    """pgbench with ``script`` against ``dsn`` (prepared statements, ``clients`` clients on up to
+    2 threads), for ``transactions`` per client or ``duration_s``; the output is kept beside
+    the script. Raises with pgbench's error when it fails."""
+    info = cluster.conninfo()
+    cmd = ["pgbench", "-n", "-M", "prepared", "-h", info["host"], "-p", info["port"]]
+    cmd += ["-U", info["user"], "-c", str(clients), "-j", str(min(clients, 2))]
+    if transactions is not None:
+        cmd += ["-t", str(transactions)]
+    else:
+        assert duration_s is not None
+        cmd += ["-T", str(round(duration_s))]
+    cmd += ["-f", str(script), dsn.rsplit("/", 1)[1]]
+    meter = CpuMeter({}, postmaster=cluster.postmaster)
+    meter.start()
+    started = time.time()
+    out = subprocess.run(
+        cmd,
+        env=clean_env(PGPASSWORD=info["password"]),
+        capture_output=True,
+        text=True,
+        timeout=(duration_s or 480) + 120,
+    )
+    elapsed = time.time() - started
+    cpu = meter.stop()
+    (script.parent / "pgbench.out").write_text(out.stdout + out.stderr)
+    if out.returncode:
+        raise RuntimeError(f"pgbench failed: {out.stderr[-1500:]}")
+    return PgbenchRun(out.stdout, elapsed, cpu)
+
+
 # ------------------------------------------------------------------------------ SQL helpers
 
 INSERT_TASKS = """

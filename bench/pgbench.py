@@ -13,14 +13,14 @@ import asyncio
 import math
 import re
 import shutil
-import subprocess
 import time
+from functools import partial
 from typing import Any
 
 import asyncpg
 
 from bench import harness
-from bench.harness import Cluster, CpuMeter
+from bench.harness import Cluster
 from runlater.store.queries import Q
 
 REQ_HEADERS = (
@@ -104,46 +104,20 @@ async def run_once(
                 notify=False,
             )
             await conn.execute("vacuum analyze executions")
-            info = cluster.conninfo()
-            env = harness.clean_env(PGPASSWORD=info["password"])
-            database = dsn.rsplit("/", 1)[1]
-            cmd = [
-                "pgbench",
-                "-n",
-                "-M",
-                "prepared",
-                "-h",
-                info["host"],
-                "-p",
-                info["port"],
-                "-U",
-                info["user"],
-                "-c",
-                str(clients),
-                "-j",
-                str(min(clients, 2)),
-                "-t",
-                str(per_client),
-                "-f",
-                str(path),
-                database,
-            ]
-            meter = CpuMeter({}, postmaster=cluster.postmaster)
-            meter.start()
-            t0 = time.time()
-            out = await asyncio.to_thread(
-                subprocess.run, cmd, env=env, capture_output=True, text=True, timeout=600
+            ran = await asyncio.to_thread(
+                partial(
+                    harness.run_pgbench,
+                    cluster,
+                    dsn,
+                    path,
+                    clients=clients,
+                    transactions=per_client,
+                )
             )
-            elapsed = time.time() - t0
-            cpu = meter.stop()
-            (work / "pgbench.out").write_text(out.stdout + out.stderr)
-            if out.returncode:
-                raise RuntimeError(f"pgbench failed: {out.stderr[-1500:]}")
             done = await conn.fetchval("select count(*) from executions where status = 'success'")
         finally:
             await conn.close()
-    tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
-    latency = re.search(r"latency average = ([0-9.]+) ms", out.stdout)
+    tps, elapsed, cpu = ran.tps(), ran.elapsed_s, ran.cpu
     return {
         "n": total,
         "batch": batch,
@@ -151,9 +125,9 @@ async def run_once(
         "completed": done,
         "elapsed_s": elapsed,
         "rows_per_s": done / elapsed,
-        "pgbench_tps": float(tps[1]) if tps else None,
-        "rows_per_s_pgbench": float(tps[1]) * batch if tps else None,
-        "latency_avg_ms": float(latency[1]) if latency else None,
+        "pgbench_tps": tps,
+        "rows_per_s_pgbench": tps * batch if tps else None,
+        "latency_avg_ms": ran.latency_avg_ms(),
         "postgres_cpu_us_per_row": round(cpu.get("postgres", 0) / max(done, 1) * 1e6),
         "cpu_s": cpu,
     }
