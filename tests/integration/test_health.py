@@ -5,7 +5,6 @@ fresh clone per test). Deliveries are real HTTP requests to a local sink."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -50,7 +49,7 @@ async def test_health_when_the_database_is_unreachable(dead_app: QuartTrio) -> N
     [
         ("GET", "/tasks", None),
         ("POST", "/tasks", {"url": TARGET}),
-        ("GET", f"/tasks/{uuid.uuid4()}", None),
+        ("GET", "/tasks/0190f1c2-7a4b-7c3d-9e8f-1a2b3c4d5e6f", None),
     ],
 )
 async def test_api_answers_unavailable_when_the_database_is_unreachable(

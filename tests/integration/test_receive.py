@@ -44,7 +44,9 @@ def test_a_secret_must_look_like_one() -> None:
         check_secret("sk_live_nope")
 
 
-@pytest.mark.parametrize(("secret", "verdict"), [(SECRET, "valid"), (None, "not checked")])
+@pytest.mark.parametrize(
+    ("secret", "verdict"), [(SECRET, "valid"), (None, "not checked")], ids=["secret", "no-secret"]
+)
 async def test_receive_prints_the_request_and_answers_the_status(
     secret: str | None, verdict: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
