@@ -201,11 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     result = asyncio.run(run(args))
     print(json.dumps({k: v for k, v in result.items() if k not in ("faults", "machine")}, indent=1))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = Path(args.out or harness.RESULTS / f"chaos-{stamp}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    log(f"chaos: results in {out}")
+    harness.write_result("chaos", result, args.out)
 
 
 if __name__ == "__main__":

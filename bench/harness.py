@@ -585,6 +585,16 @@ class SinkLog:
         return len(self.rows)
 
 
+def write_result(name: str, result: dict[str, Any], out: str | None) -> Path:
+    """Write a run's JSON to ``out`` (default bench/results/NAME-<time>.json) and say where."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = Path(out or RESULTS / f"{name}-{stamp}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    log(f"{name}: results in {path}")
+    return path
+
+
 KEEP_LOGS = False  # --keep-logs: keep the sinks' JSON lines (MBs per run)
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -159,11 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     result = asyncio.run(run(args))
     print_table(result)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = Path(args.out or harness.RESULTS / f"scheduler-scale-{stamp}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    log(f"scheduler-scale: results in {out}")
+    harness.write_result("scheduler-scale", result, args.out)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ and a format in the thread per line) cost a third of the delivery rate (bench/RE
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import queue
@@ -126,11 +127,10 @@ class LineWriter:
                 return
 
     def _write(self, batch: list[str]) -> None:
-        try:
+        # A closed or broken stream loses these lines, never the node.
+        with contextlib.suppress(OSError, ValueError):
             self.stream.write("\n".join(batch) + "\n")
             self.stream.flush()
-        except (OSError, ValueError):  # a closed or broken stream: the lines are lost, not the node
-            pass
 
 
 class LineHandler(logging.Handler):

@@ -10,6 +10,7 @@ size and the timings; exits non-zero with the reason on the first thing that doe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -34,7 +35,7 @@ HOST_FROM_CONTAINER = "host.containers.internal"
 
 
 class CheckFailed(Exception):
-    pass
+    """What did not hold; main prints it and exits 1."""
 
 
 def free_port() -> int:
@@ -80,11 +81,9 @@ class Podman:
 def wait_healthy(url: str, container: str, podman: Podman, deadline_s: float = 90) -> float:
     started = time.monotonic()
     while time.monotonic() - started < deadline_s:
-        try:
+        with contextlib.suppress(httpx.TransportError):  # not listening yet
             if httpx.get(url, timeout=2).status_code == 200:
                 return time.monotonic() - started
-        except httpx.TransportError:
-            pass
         state = podman.run("inspect", "--format", "{{.State.Status}}", container).strip()
         if state not in ("running", "created", "configured"):
             raise CheckFailed(f"container {state} before healthy:\n{logs(podman, container)}")

@@ -335,12 +335,18 @@ class PoolManager:
         backoff = Backoff()
         while self._unrecorded:
             try:
-                if await self.store.release_leases(list(self._unrecorded.items())):
-                    await self.store.notify_executions()
-                self._unrecorded.clear()
+                await self._release_unrecorded()
             except (StoreUnavailable, TransientConflict) as exc:
                 log.warning("actor=pool waiting to release leases error=%s", exc)
                 await backoff.wait()
+
+    async def _release_unrecorded(self) -> None:
+        """Hand the leases in ``_unrecorded`` back to ``pending`` (and wake the pools)."""
+        released = await self.store.release_leases(list(self._unrecorded.items()))
+        if released:
+            await self.store.notify_executions()
+            log.info("actor=pool released unfinished leases count=%d", released)
+        self._unrecorded.clear()
 
     async def _hand_back(self, recorder: Recorder) -> None:
         """Write finished outcomes and release unfinished leases, briefly and shielded. What
@@ -350,13 +356,7 @@ class PoolManager:
             scope.shield = True
             try:
                 await recorder.flush_remaining()
-                leases = list(self._unrecorded.items())
-                released = await self.store.release_leases(leases)
-                if released:
-                    await self.store.notify_executions()
-                    log.info("actor=pool released unfinished leases count=%d", released)
-                self._unrecorded.clear()
-                recorder.in_hand = []
+                await self._release_unrecorded()
             except StoreError as exc:
                 log.warning("actor=pool could not hand back; carried over error=%s", exc)
         unwritten = recorder.unwritten()

@@ -91,11 +91,6 @@ def request_of_size(size: int, count: int = 40) -> bytes:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
 def recording(store: Store) -> RecordingStore:
     return RecordingStore(store)
 

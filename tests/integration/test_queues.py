@@ -24,7 +24,6 @@ from quart_trio import QuartTrio
 from runlater.actors.listener import Listener
 from runlater.actors.pool import PoolManager
 from runlater.actors.worker import Worker
-from runlater.clock import ManualClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
 from runlater.delivery.transport import TrioTransport
@@ -35,7 +34,7 @@ from runlater.store.postgres import Store
 from runlater.store.queries import Q
 from runlater.store.records import ClaimedExecution, CronAdvance, Outcome
 from tests.conftest import _admin, with_database
-from tests.helpers.api import Api, assert_error, make_app
+from tests.helpers.api import Api, assert_error
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import cron_task, make_org, once_task
 from tests.helpers.sink import serve_sink
@@ -713,23 +712,6 @@ values ('01900000-0000-7000-8000-0000000000b1', '01900000-0000-7000-8000-0000000
 
 
 # ------------------------------------------------------------------------------- the HTTP API
-
-
-@pytest.fixture
-def app(store: Store) -> QuartTrio:
-    return make_app(store, ManualClock(datetime.now(UTC)))
-
-
-@pytest.fixture
-async def api(store: Store, app: QuartTrio) -> Api:
-    _, key = await make_org(store, "Acme")
-    return Api(app, key)
-
-
-@pytest.fixture
-async def other(store: Store, app: QuartTrio) -> Api:
-    _, key = await make_org(store, "Globex")
-    return Api(app, key)
 
 
 async def post_task(api: Api, **payload: Any) -> dict[str, Any]:

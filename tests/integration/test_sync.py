@@ -8,7 +8,7 @@ checked on the rows themselves: their ``xmin`` (the transaction that last wrote 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,7 @@ from runlater.clock import ManualClock
 from runlater.cron import CronSchedule
 from runlater.store.base import fetch, fetchval
 from runlater.store.postgres import Store
-from tests.helpers.api import Api, Reply, assert_error, make_app, parse_ts
+from tests.helpers.api import Api, Reply, assert_error, parse_ts
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org
 from tests.helpers.sink import serve_sink
@@ -95,16 +95,6 @@ async def live(store: Store, org_id: UUID) -> dict[str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime.now(UTC))
-
-
-@pytest.fixture
-def app(store: Store, clock: ManualClock) -> QuartTrio:
-    return make_app(store, clock)
 
 
 @pytest.fixture
