@@ -27,6 +27,7 @@ from runlater.config import Settings
 from runlater.delivery.client import Deliverer
 from runlater.delivery.transport import TrioTransport
 from runlater.errors import StoreUnavailable, TransientConflict
+from runlater.store.ports import NodeStore
 from runlater.store.postgres import Store
 from runlater.store.session import DbTimeouts
 from runlater.supervisor import ChildSpec, RestartPolicy, Supervisor
@@ -58,7 +59,7 @@ class Node:
     child runs now (a restarted child is a new instance; tests read ``web.bound``)."""
 
     settings: Settings
-    store: Store
+    store: NodeStore
     supervisor: Supervisor
     pool_carry: PoolCarry = field(default_factory=PoolCarry)
 
@@ -94,7 +95,7 @@ def outbound_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     )
 
 
-async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
+async def migrate_with_retry(store: NodeStore, attempts: int = 30) -> list[int]:
     for attempt in range(1, attempts + 1):
         try:
             return await store.migrate()
@@ -108,7 +109,7 @@ async def migrate_with_retry(store: Store, attempts: int = 30) -> list[int]:
 
 def build_node(
     settings: Settings,
-    store: Store,
+    store: NodeStore,
     http: httpx.AsyncBaseTransport,
     clock: Clock | None = None,
 ) -> Node:

@@ -1,9 +1,9 @@
 """What each part of Runlater needs from the store, as Protocols.
 
-Actors and the domain depend on these, not on ``Store``: each names the few calls it makes, so
-a test can hand in anything that has them (a fault-injecting wrapper of the real store) and
-still type-check. ``Store`` satisfies every one of them; mypy checks that where the node wires
-them together.
+Actors, the domain and the web layer depend on these, not on ``Store``: each names the calls
+it makes, so a test can hand in anything that has them (a fault-injecting wrapper of the real
+store) and still type-check. ``Store`` satisfies every one of them; mypy checks that where the
+node and the CLI hand the real store in.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from uuid import UUID
 from runlater.store.bulk import Decide, TaskSyncResult
 from runlater.store.records import (
     AdvanceResult,
+    ApiKeyOwner,
     CallbackResult,
     ClaimedExecution,
     CronAdvance,
@@ -24,6 +25,8 @@ from runlater.store.records import (
     RescueResult,
     Row,
 )
+from runlater.store.session import DbTimeouts
+from runlater.store.transaction import IdempotencyKey, RequestTransaction
 
 
 class DeliveryStore(Protocol):
@@ -106,3 +109,80 @@ class TaskStore(Protocol):
         delete_removed: bool,
         dry_run: bool,
     ) -> TaskSyncResult: ...
+
+
+class WebStore(TaskStore, Protocol):
+    """The web layer: the API's reads and changes besides the task service's, authentication,
+    request transactions, readiness and metrics."""
+
+    @property
+    def last_ready(self) -> bool | None: ...
+
+    async def ready(self, deadline_s: float) -> bool: ...
+
+    def request_transaction(self, key: IdempotencyKey | None = None) -> RequestTransaction: ...
+
+    async def authenticate_api_key(self, key_id: str, secret_hash: str) -> ApiKeyOwner | None: ...
+
+    async def execution_counts(self) -> dict[str, int]: ...
+
+    async def get_organization_usage(self, org_id: UUID) -> Row: ...
+
+    async def rotate_webhook_secret(self, org_id: UUID, new_secret: str) -> Row: ...
+
+    async def list_audit_log(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]: ...
+
+    async def list_api_keys(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]: ...
+
+    async def create_api_key(
+        self, org_id: UUID, key_id: str, key_hash: str, name: str | None
+    ) -> Row: ...
+
+    async def revoke_api_key(self, org_id: UUID, api_key_id: UUID) -> Row: ...
+
+    async def get_task(self, org_id: UUID, task_id: UUID) -> Row: ...
+
+    async def list_tasks(
+        self,
+        org_id: UUID,
+        *,
+        schedule_type: str | None,
+        queue: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Row]: ...
+
+    async def trigger_task(self, org_id: UUID, task_id: UUID) -> Row: ...
+
+    async def list_task_executions(
+        self, org_id: UUID, task_id: UUID, *, status: str | None, limit: int, offset: int
+    ) -> list[Row]: ...
+
+    async def get_execution(self, org_id: UUID, execution_id: UUID) -> Row: ...
+
+    async def retry_execution(self, org_id: UUID, execution_id: UUID) -> Row: ...
+
+    async def list_queues(self, org_id: UUID) -> list[Row]: ...
+
+    async def set_queue_paused(self, org_id: UUID, name: str, paused: bool) -> Row: ...
+
+    async def cancel_queue(self, org_id: UUID, queue: str) -> int: ...
+
+
+class NodeStore(
+    DeliveryStore, ScheduleStore, CallbackStore, LeaseStore, RetentionStore, WebStore, Protocol
+):
+    """Everything one node runs on: every actor's calls, the web layer's, and where the
+    listener connects (it holds its own connection, not one of the pool's)."""
+
+    @property
+    def dsn(self) -> str: ...
+
+    @property
+    def timeouts(self) -> DbTimeouts: ...
+
+    @property
+    def application_name(self) -> str: ...
+
+    async def migrate(self) -> list[int]: ...

@@ -26,7 +26,7 @@ from runlater.errors import (
     TransientConflict,
 )
 from runlater.schemas.common import Health, Readiness
-from runlater.store.postgres import Store
+from runlater.store.ports import WebStore
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
 from runlater.web import access_log, auth, home, openapi, ratelimit, transaction
 from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
@@ -65,7 +65,7 @@ def _size(limit: int) -> str:
 
 
 def create_app(
-    store: Store, settings: Settings, clock: Clock, resolver: Resolver | None = None
+    store: WebStore, settings: Settings, clock: Clock, resolver: Resolver | None = None
 ) -> transaction.RunlaterApp:
     """``resolver``: how URL checks resolve names (tests inject answers; default: the system)."""
     app = transaction.RunlaterApp("runlater")

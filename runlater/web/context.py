@@ -9,7 +9,7 @@ from quart import current_app
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.domain.service import TaskService
-from runlater.store.postgres import Store
+from runlater.store.ports import WebStore
 from runlater.web.keycache import ApiKeyCache
 
 CONFIG_KEY = "RUNLATER_SERVICES"
@@ -17,7 +17,7 @@ CONFIG_KEY = "RUNLATER_SERVICES"
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    store: Store
+    store: WebStore
     settings: Settings
     clock: Clock
     tasks: TaskService

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -44,10 +45,16 @@ class World:
     store: Store
     marks: set[str] = field(default_factory=set)
 
+    @property
+    def alice_org(self) -> UUID:
+        """A's organization id (the ``alice`` fixture always sets it)."""
+        assert self.alice.org_id is not None
+        return self.alice.org_id
+
     def mark(self, *values: Any) -> None:
         self.marks.update(str(v) for v in values if v)
 
-    def leaked(self, reply: Reply, sent: set[str] = frozenset()) -> set[str]:
+    def leaked(self, reply: Reply, sent: AbstractSet[str] = frozenset()) -> set[str]:
         """A's ids and names in ``reply`` (except values the caller sent itself)."""
         return {m for m in self.marks - sent if m in reply.text}
 
@@ -223,7 +230,7 @@ async def test_another_orgs_resource_in_the_path_is_not_found_and_untouched(
         values = {name: await FACTORIES[name](world) for name in names}
         target = path.format_map(values)
         call = {"json_body": request_body(operation), "query": query_values(operation)}
-        before = await snapshot(world.store, world.alice.org_id)
+        before = await snapshot(world.store, world.alice_org)
         reply = await world.bob.call(method, target, **call)
         if set(names) <= NAMED_BY_CALLER:
             # A queue is a name within an organization: B pausing "A's" name pauses B's own
@@ -236,7 +243,7 @@ async def test_another_orgs_resource_in_the_path_is_not_found_and_untouched(
             assert reply.status == 404, (method, target, reply.status, reply.body)
             assert reply.body["error"]["code"] == "not_found", reply.body
             assert not world.leaked(reply), (method, target, reply.text)
-        assert await snapshot(world.store, world.alice.org_id) == before, (method, target)
+        assert await snapshot(world.store, world.alice_org) == before, (method, target)
         own = await world.alice.call(method, target, **call)
         assert own.status != 404 and own.status < 500, (method, target, own.status, own.body)
         checked.append(f"{method} {path}")
@@ -269,8 +276,8 @@ async def test_another_orgs_ids_and_names_in_query_parameters_reach_nothing(
 ) -> None:
     for factory in FACTORIES.values():
         await factory(world)
-    values = sorted(world.marks - {str(world.alice.org_id)})
-    before = await snapshot(world.store, world.alice.org_id)
+    values = sorted(world.marks - {str(world.alice_org)})
+    before = await snapshot(world.store, world.alice_org)
     # There is something to cancel: A's queue holds a pending execution.
     assert any('"status": "pending"' in row for row in before["executions"]), before
     tried = 0
@@ -288,7 +295,7 @@ async def test_another_orgs_ids_and_names_in_query_parameters_reach_nothing(
                 assert not world.leaked(reply, sent={value}), (method, path, query, reply.text)
                 tried += 1
     assert tried, "no operation with query parameters"
-    assert await snapshot(world.store, world.alice.org_id) == before
+    assert await snapshot(world.store, world.alice_org) == before
 
 
 async def test_another_orgs_idempotency_key_replays_nothing_of_it(
@@ -302,8 +309,8 @@ async def test_another_orgs_idempotency_key_replays_nothing_of_it(
     headers = {"Idempotency-Key": unique("shared")}
     first = await ok(await world.alice.call("POST", "/tasks", json_body=body, headers=headers), 202)
     world.mark(first["task_id"], first["execution_id"])
-    before = await snapshot(world.store, world.alice.org_id)
+    before = await snapshot(world.store, world.alice_org)
     reply = await world.bob.call("POST", "/tasks", json_body=body, headers=headers)
     assert reply.status == 202, reply.body
     assert not world.leaked(reply, sent={body["name"]}), reply.text
-    assert await snapshot(world.store, world.alice.org_id) == before
+    assert await snapshot(world.store, world.alice_org) == before

@@ -6,7 +6,9 @@ recorder, which isolates a refused batch row by row instead of dropping deliveri
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import pytest
 import trio
@@ -64,7 +66,7 @@ async def test_crashed_actor_is_restarted_and_nothing_is_lost(
             cron_task(f"{sink.url}/cron", "0 0 1 1 *", slot.isoformat()),
             None,
         )
-        node = build_node(FAST, faulty, http)  # type: ignore[arg-type]
+        node = build_node(FAST, faulty, http)
         with caplog.at_level(logging.ERROR):
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.supervisor.run)
@@ -97,7 +99,7 @@ async def test_a_refused_claim_is_retried_without_crashing_the_pool(
             (await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0))["execution_id"]
             for i in range(5)
         ]
-        node = build_node(FAST, faulty, http)  # type: ignore[arg-type]
+        node = build_node(FAST, faulty, http)
         with caplog.at_level(logging.WARNING):
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.supervisor.run)
@@ -132,7 +134,7 @@ async def test_a_restarted_pool_is_a_new_instance_and_writes_what_the_old_one_he
             (await store.insert_task(org, once_task(f"{sink.url}/once/{i}"), 0))["execution_id"]
             for i in range(5)
         ]
-        node = build_node(FAST, faulty, http)  # type: ignore[arg-type]
+        node = build_node(FAST, faulty, http)
         with caplog.at_level(logging.INFO):
             async with trio.open_nursery() as nursery:
                 await nursery.start(node.supervisor.run)
@@ -153,9 +155,9 @@ async def test_a_restarted_pool_is_a_new_instance_and_writes_what_the_old_one_he
     assert settled and "outcomes=0 " not in settled[0]  # it carried outcomes over
 
 
-async def _all_recorded(store: Store, org: object, ids: list[object]) -> bool:
+async def _all_recorded(store: Store, org: UUID, ids: Sequence[UUID]) -> bool:
     for execution_id in ids:
-        row = await store.get_execution(org, execution_id)  # type: ignore[arg-type]
+        row = await store.get_execution(org, execution_id)
         if row["status"] != "success":
             return False
     return True

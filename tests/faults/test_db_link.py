@@ -95,6 +95,12 @@ async def node_through(proxy: FaultProxy, database_url: str, name: str) -> Async
             nursery.cancel_scope.cancel()
 
 
+def real_store(node: Node) -> Store:
+    """The node's store, with its full API (``run_node`` hands the node the real one)."""
+    assert isinstance(node.store, Store)
+    return node.store
+
+
 async def timed(call: Any) -> tuple[float, Any]:
     started = trio.current_time()
     result = await call()
@@ -146,7 +152,7 @@ async def test_requests_fail_fast_on_a_stalled_link(aio_loop: object, database_u
     (not when the link comes back), and so does the next one, which finds no working
     connection; once the link heals, calls succeed again."""
     async with proxied(database_url) as proxy, node_through(proxy, database_url, "ff") as node:
-        _, key = await make_org(node.store)
+        _, key = await make_org(real_store(node))
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=node.web.bound[0], headers=headers) as http:
             assert (await http.get("/api/v1/tasks")).status_code == 200
@@ -442,7 +448,7 @@ async def test_keys_and_audit_entries_survive_a_slow_link_with_resets(
     refused: dict[int, int] = {}  # status (0: connection lost) -> how often
     longest_409_s = 0.0
     async with proxied(database_url) as proxy, node_through(proxy, database_url, "ch") as node:
-        _, key = await make_org(node.store)
+        _, key = await make_org(real_store(node))
         auth = {"Authorization": f"Bearer {key}"}
         limits = httpx.Limits(max_connections=clients)
         async with httpx.AsyncClient(

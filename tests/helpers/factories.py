@@ -52,7 +52,7 @@ def cron_task(
     timezone: str = "UTC",
     **extra: Any,
 ) -> dict[str, Any]:
-    row = {
+    row: dict[str, Any] = {
         "name": "c",
         "url": url,
         "method": "GET",

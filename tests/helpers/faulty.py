@@ -7,17 +7,18 @@ from typing import Any
 
 import trio
 
-from runlater.store.postgres import Store
+from runlater.store.ports import NodeStore
 
 Fault = BaseException | Callable[[int], BaseException] | None
 
 
 class FaultyStore:
-    """Proxy to a real :class:`Store`. ``fail(method, on_calls, exc)`` makes those calls raise
-    ``exc`` (or hang when ``exc`` is None) instead of reaching the database. ``exc`` may also
-    be a function of the call number that returns the exception to raise."""
+    """Proxy to a store (the real one, or another wrapper of it). ``fail(method, on_calls,
+    exc)`` makes those calls raise ``exc`` (or hang when ``exc`` is None) instead of reaching
+    the database. ``exc`` may also be a function of the call number that returns the exception
+    to raise."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: NodeStore) -> None:
         self._store = store
         self._faults: dict[str, tuple[Callable[[int], bool], Fault]] = {}
         self.calls: dict[str, int] = {}

@@ -200,7 +200,7 @@ async def _read_request(
         if event is h11.NEED_DATA:
             with trio.move_on_after(float("inf") if idle_close_s is None else idle_close_s):
                 data = await stream.receive_some(65536)
-                conn.receive_data(data)
+                conn.receive_data(bytes(data))
                 if not data:
                     return None
                 continue

@@ -199,7 +199,7 @@ async def test_no_retry_after_the_last_attempt(store: Store, database_url: str) 
 # ------------------------------------------------------------------------------ callbacks
 
 
-async def callbacker(store: Store, http: httpx.AsyncClient) -> Callbacker:
+async def callbacker(store: Store, http: httpx.AsyncBaseTransport) -> Callbacker:
     return Callbacker(store, Sender(http), concurrency=5)
 
 
@@ -235,6 +235,7 @@ async def test_callback_gets_the_signed_completion_payload(store: Store) -> None
     }
     assert payload["finished_at"].endswith("Z")
     callback = await store.get_callback_for_execution(org, row["execution_id"])
+    assert callback is not None
     assert callback["status"] == "delivered" and callback["attempts"] == 1
 
 
@@ -260,6 +261,7 @@ async def test_failing_callback_target_is_retried_then_given_up(
                 )
     assert len(hook.requests) == MAX_ATTEMPTS
     callback = await store.get_callback_for_execution(org, row["execution_id"])
+    assert callback is not None
     assert callback["status"] == "failed" and callback["attempts"] == MAX_ATTEMPTS
     assert callback["last_status_code"] == 500
     # The delivery itself is unaffected by its callback failing.

@@ -176,7 +176,7 @@ async def test_slow_renewal_reply_never_yields_two_leaders(store: Store, databas
     lease after the database let it expire — another node taking over then would make two
     leaders at once."""
     slow = SlowReplies(store)
-    faulty = FaultyStore(slow)  # type: ignore[arg-type]
+    faulty = FaultyStore(slow)
     a = elector(faulty, "node-a", lease_s=2.0, renew_s=0.1)
     b = elector(store, "node-b", lease_s=2.0, renew_s=0.1)
     slow.delay_s = 1.5

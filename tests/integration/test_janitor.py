@@ -120,7 +120,8 @@ async def test_an_execution_whose_callback_is_still_being_sent_is_kept(
         )
         await deliver_due(store)
     execution = row["execution_id"]
-    assert (await store.get_callback_for_execution(org, execution))["status"] == "pending"
+    callback = await store.get_callback_for_execution(org, execution)
+    assert callback is not None and callback["status"] == "pending"
 
     assert (await janitor.run_once(now + 8 * DAY)).executions_deleted == 0
     async with raw_connection(database_url) as conn:

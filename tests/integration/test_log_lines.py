@@ -13,6 +13,7 @@ from runlater.clock import SystemClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
 from runlater.delivery.transport import TrioTransport
+from runlater.logs import fields_of
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
 from tests.helpers.factories import make_org, once_task
@@ -20,7 +21,7 @@ from tests.helpers.sink import serve_sink
 
 
 def lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[tuple[int, dict[str, Any]]]:
-    return [(r.levelno, r.fields) for r in caplog.records if r.name == logger]
+    return [(r.levelno, fields_of(r)) for r in caplog.records if r.name == logger]
 
 
 async def test_every_request_is_one_access_line_with_its_request_id(

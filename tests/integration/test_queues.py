@@ -90,7 +90,7 @@ async def expire_lease(dsn: str, execution_id: UUID) -> None:
     assert len(rows) == 1
 
 
-def deliverer(http: httpx.AsyncClient) -> Deliverer:
+def deliverer(http: httpx.AsyncBaseTransport) -> Deliverer:
     return Deliverer(http)
 
 
@@ -387,10 +387,12 @@ class ObservedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def claim(self, *args: Any) -> tuple[list[ClaimedExecution], float | None]:
+    async def claim(
+        self, limit: int, node: str, lease_margin_s: float
+    ) -> tuple[list[ClaimedExecution], float | None]:
         self.in_flight += 1
         try:
-            batch, due_in = await self._store.claim(*args)
+            batch, due_in = await self._store.claim(limit, node, lease_margin_s)
         finally:
             self.in_flight -= 1
         self.claims.append((len(batch), due_in))
@@ -424,7 +426,7 @@ async def test_resume_and_finished_heads_wake_the_pool(store: Store) -> None:
             min_workers=1, max_workers=4, poll_interval_s=60, allow_private_targets=True
         )
         pool = PoolManager(
-            observed,  # type: ignore[arg-type]
+            observed,
             deliverer(http),
             settings,
             node="n1",

@@ -7,7 +7,7 @@ the actor's tick loop does in production.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -20,6 +20,7 @@ from runlater.actors.scheduler import Scheduler, SchedulerResult
 from runlater.clock import ManualClock
 from runlater.cron import CronSchedule
 from runlater.store.postgres import Store
+from runlater.store.records import DueCronTask
 from tests.helpers.db import raw_connection
 from tests.helpers.factories import cron_task, make_org
 
@@ -126,7 +127,7 @@ class ReadThenRace:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def due_cron_tasks(self, now: datetime, limit: int) -> Any:
+    async def due_cron_tasks(self, now: datetime, limit: int) -> list[DueCronTask]:
         due = await self._store.due_cron_tasks(now, limit)
         if self.barrier is not None:
             await self.barrier.wait()
@@ -137,14 +138,14 @@ class ChangeAfterRead:
     """The real store, except that right after the due tasks were read, ``change()`` runs
     (e.g. the API disables or deletes the task in that instant)."""
 
-    def __init__(self, store: Store, change: Callable[[], Any]) -> None:
+    def __init__(self, store: Store, change: Callable[[], Awaitable[None]]) -> None:
         self._store = store
         self._change = change
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def due_cron_tasks(self, now: datetime, limit: int) -> Any:
+    async def due_cron_tasks(self, now: datetime, limit: int) -> list[DueCronTask]:
         due = await self._store.due_cron_tasks(now, limit)
         if due:
             await self._change()
@@ -300,7 +301,7 @@ async def test_two_schedulers_one_database_one_run_per_minute(store: Store) -> N
     task_id = await add_cron(store, org, "* * * * *", after=start - MINUTE)
     clock = ManualClock(start)
     views = [ReadThenRace(store), ReadThenRace(store)]
-    schedulers = [Scheduler(v, clock, misfire_grace_s=GRACE_S) for v in views]  # type: ignore[arg-type]
+    schedulers = [Scheduler(v, clock, misfire_grace_s=GRACE_S) for v in views]
     results: list[SchedulerResult] = []
 
     async def tick(s: Scheduler) -> None:
@@ -463,7 +464,7 @@ async def test_task_disabled_or_deleted_between_read_and_write_is_not_fired(
         await store.update_task(org, switched_off, lambda current: {"enabled": False})
         await store.delete_task(org, removed)
 
-    scheduler = Scheduler(ChangeAfterRead(store, change), ManualClock(now), misfire_grace_s=GRACE_S)  # type: ignore[arg-type]
+    scheduler = Scheduler(ChangeAfterRead(store, change), ManualClock(now), misfire_grace_s=GRACE_S)
     assert await scheduler.run_once() == SchedulerResult(0, 0, 0)
     assert await execution_count(database_url, switched_off) == 0
     assert await execution_count(database_url, removed) == 0

@@ -30,13 +30,13 @@ TARGET = "http://127.0.0.1:8080/hook"
 KIB = 1024
 MIB = 1024 * 1024
 
-NIGHTLY = {
+NIGHTLY: dict[str, Any] = {
     "name": "nightly",
     "url": TARGET,
     "cron": "0 3 * * *",
     "timezone": "Europe/Amsterdam",
 }
-WELCOME = {"name": "welcome", "url": TARGET, "delay": "1h", "body": {"user": 42}}
+WELCOME: dict[str, Any] = {"name": "welcome", "url": TARGET, "delay": "1h", "body": {"user": 42}}
 
 
 def changes(

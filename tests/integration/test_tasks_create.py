@@ -235,6 +235,7 @@ async def test_bad_credentials_are_unauthorized(
     if authorization == "unknown":
         authorization = "Bearer " + well_formed_unknown_key()
     elif authorization == "wrong-secret":
+        assert api.key is not None
         key_id = api.key.split(".")[0]
         authorization = f"Bearer {key_id}.sk_live_{'A' * 32}"
     headers = {} if authorization is None else {"Authorization": authorization}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from runlater.delivery.http11 import Connection
 from runlater.delivery.transport import ConnectionPool
 
 
-class FakeConnection:
-    def __init__(self) -> None:
+class FakeConnection(Connection):
+    """A connection without a socket: the pool only reads ``idle_since`` and calls
+    ``is_alive`` and ``close``, so those are all this one has."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:  # no stream, socket or h11 state: the pool never uses them
         self.idle_since = 0.0
         self.closed = False
 
@@ -25,7 +31,7 @@ def test_idle_connections_over_all_hosts_are_capped_oldest_first() -> None:
     for i in range(10_000):
         conn = FakeConnection()
         conns.append(conn)
-        pool.checkin(("https", f"h{i}.example", 443), conn, now=i * 0.001)  # type: ignore[arg-type]
+        pool.checkin(("https", f"h{i}.example", 443), conn, now=i * 0.001)
     assert pool.idle_count() == 100
     assert all(c.closed for c in conns[:-100]) and not any(c.closed for c in conns[-100:])
 
@@ -35,6 +41,6 @@ def test_a_checkout_sweeps_expired_connections_of_other_hosts() -> None:
     not only by the next check-in."""
     pool = ConnectionPool(max_idle_per_host=8, idle_timeout_s=5)
     old = FakeConnection()
-    pool.checkin(("http", "gone.example", 80), old, now=0.0)  # type: ignore[arg-type]
+    pool.checkin(("http", "gone.example", 80), old, now=0.0)
     assert pool.checkout(("http", "other.example", 80), now=10.0) is None
     assert old.closed and pool.idle_count() == 0

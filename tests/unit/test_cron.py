@@ -23,8 +23,10 @@ LH_FALL_2025 = date(2025, 4, 6)  # Lord Howe: 02:00 +11 -> 01:30 +10:30
 LH_SPRING_2025 = date(2025, 10, 5)  # Lord Howe: 02:00 +10:30 -> 02:30 +11
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def local_day_runs(schedule: CronSchedule, day: date) -> list[datetime]:
@@ -41,7 +43,7 @@ def local_strings(runs: list[datetime], zone: ZoneInfo) -> list[str]:
 
 def cronsim_runs(expression: str, zone: str, start: datetime, end: datetime) -> list[datetime]:
     """The oracle: cronsim's runs in ``(start, end]``, as aware UTC datetimes."""
-    runs = []
+    runs: list[datetime] = []
     for run in CronSim(expression, start.astimezone(ZoneInfo(zone))):
         if run.astimezone(UTC) > end:
             return runs

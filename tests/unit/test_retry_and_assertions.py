@@ -6,6 +6,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import TypedDict
 
 import pytest
 
@@ -17,6 +18,14 @@ from runlater.delivery.retry import (
     parse_retry_after,
     retry_delay_s,
 )
+
+
+class Outcome(TypedDict):
+    """The attempt's outcome among ``retry_delay_s``'s keyword arguments."""
+
+    status: str
+    status_code: int | None
+    retry_after: str | None
 
 
 def test_schedule_doubles_from_10_s_with_jitter_and_caps_at_an_hour() -> None:
@@ -57,7 +66,7 @@ def test_retry_after_seconds_date_and_cap() -> None:
 
 
 def test_retry_delay_respects_attempts_kind_and_retry_after() -> None:
-    kw = {"status": "failed", "status_code": 503, "retry_after": None}
+    kw: Outcome = {"status": "failed", "status_code": 503, "retry_after": None}
     assert retry_delay_s(schedule_type="cron", attempt=1, retry_attempts=0, **kw) is None
     assert retry_delay_s(schedule_type="once", attempt=6, retry_attempts=5, **kw) is None
     assert retry_delay_s(schedule_type="once", attempt=5, retry_attempts=5, **kw) is not None
@@ -121,7 +130,7 @@ def test_pathological_pattern_is_cut_off_not_hung() -> None:
 
 
 def test_a_cron_run_retries_like_a_one_time_task_but_never_past_its_next_run() -> None:
-    kw = {"status": "failed", "status_code": 503, "retry_after": None}
+    kw: Outcome = {"status": "failed", "status_code": 503, "retry_after": None}
     delay = retry_delay_s(schedule_type="cron", attempt=1, retry_attempts=2, **kw)
     assert delay is not None and delay > 0  # no next run known: like a one-time task
     assert (

@@ -39,7 +39,9 @@ ANSWERS = {
 BLOCKED, ALLOWED = True, False
 
 
-def case(url: str, blocked: bool, *, private: bool = False, id: str, why: str = "") -> object:
+def case(
+    url: str, blocked: bool, *, private: bool = False, id: str, why: str = ""
+) -> pytest.ParameterSet:
     """One URL and the verdict; for a blocked one, ``why`` is part of the expected reason (so a
     case cannot pass by failing for some unrelated reason)."""
     return pytest.param(url, private, blocked, why, id=id + ("+allow_private" if private else ""))

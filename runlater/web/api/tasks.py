@@ -24,7 +24,7 @@ from runlater.schemas.task_api import (
     TaskTriggered,
     TaskUpdateRequest,
 )
-from runlater.store.postgres import Store
+from runlater.store.ports import WebStore
 from runlater.web import openapi, serialize
 from runlater.web.api.common import json_body, page, pagination, parse_id, with_warnings
 from runlater.web.auth import org_id
@@ -38,7 +38,7 @@ EXECUTION_STATUSES = frozenset(
 )
 
 
-def _store() -> Store:
+def _store() -> WebStore:
     return services().store
 
 
