@@ -55,6 +55,15 @@ autovacuum_analyze_scale_factor = 0.05
 timezone = 'UTC'
 log_timezone = 'UTC'
 """
+# Added for a throwaway cluster that nothing needs after a power loss (the test suite): no
+# fsync and no full-page images. A killed server or process still loses nothing, because every
+# commit is still written to the kernel before it is acknowledged (synchronous_commit stays
+# on); only an operating-system crash could lose or tear data, and the cluster is deleted then
+# anyway. Creating a database from a template (two checkpoints each) gets several times faster.
+_EPHEMERAL_SETTINGS = """
+fsync = off
+full_page_writes = off
+"""
 
 
 def default_data_dir() -> Path:
@@ -206,6 +215,7 @@ class EmbeddedPostgres:
         database: str = "runlater",
         port: int | None = None,
         bindir: Path | None = None,
+        ephemeral: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.pg_dir = self.data_dir / "pg"
@@ -215,6 +225,7 @@ class EmbeddedPostgres:
         self.port: int = port or 0
         self.dsn: str = ""
         self.owned: bool = False
+        self.ephemeral = ephemeral
 
     # -- public API -------------------------------------------------------------------------
 
@@ -243,12 +254,13 @@ class EmbeddedPostgres:
             self._ensure_database(password)
         return self.dsn
 
-    def stop(self) -> None:
-        """Fast shutdown, waiting for it; only when this instance started the server."""
+    def stop(self, mode: str = "fast") -> None:
+        """Shut down (``fast``, or ``immediate``: no checkpoint), waiting for it; only when this
+        instance started the server."""
         if not self.owned:
             return
         with self._locked():
-            cmd = [self._bin("pg_ctl"), "stop", "-D", str(self.pg_dir), "-m", "fast", "-w"]
+            cmd = [self._bin("pg_ctl"), "stop", "-D", str(self.pg_dir), "-m", mode, "-w"]
             result = _run(cmd, as_server=True, timeout=90)
             if result.returncode != 0 and self._running_port() is not None:
                 raise EmbeddedPostgresError(
@@ -257,8 +269,9 @@ class EmbeddedPostgres:
         self.owned = False
 
     def destroy(self) -> None:
-        """Stop the server (if owned) and delete the whole data dir."""
-        self.stop()
+        """Stop the server (if owned) and delete the whole data dir. The server is stopped
+        without its shutdown checkpoint: nothing of it is kept."""
+        self.stop("immediate")
         if self._running_port() is not None:
             raise EmbeddedPostgresError(f"refusing to delete {self.data_dir}: its server runs")
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -342,6 +355,8 @@ class EmbeddedPostgres:
             )
         with open(self.pg_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(_SETTINGS)
+            if self.ephemeral:
+                conf.write(_EPHEMERAL_SETTINGS)
 
     def _pid_file(self) -> list[str] | None:
         """Lines of postmaster.pid when its postmaster is alive, else None."""
@@ -423,11 +438,13 @@ class EmbeddedPostgres:
             sql('CREATE DATABASE "' + self.database.replace('"', '""') + '"')
 
 
-def create_throwaway_cluster() -> EmbeddedPostgres:
-    """A started cluster in a fresh temp dir on a free port; call ``destroy()`` when done."""
+def create_throwaway_cluster(*, ephemeral: bool = False) -> EmbeddedPostgres:
+    """A started cluster in a fresh temp dir on a free port; call ``destroy()`` when done.
+    ``ephemeral`` trades durability across an operating-system crash for speed (the test
+    suite's cluster; benchmarks keep the durable settings users run)."""
     data_dir = Path(tempfile.mkdtemp(prefix="runlater-pg-"))
     _chown_to_server(data_dir)
-    cluster = EmbeddedPostgres(data_dir)
+    cluster = EmbeddedPostgres(data_dir, ephemeral=ephemeral)
     try:
         cluster.start()
     except BaseException:
