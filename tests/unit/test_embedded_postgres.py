@@ -130,3 +130,30 @@ def test_data_dir_unreachable_for_the_server_is_a_clear_error() -> None:
     finally:
         parent.chmod(0o700)
         shutil.rmtree(parent)
+
+
+def test_a_throwaway_cluster_is_durable_unless_asked_to_be_ephemeral(
+    cluster: EmbeddedPostgres, pg_server_dsn: str
+) -> None:
+    """The benchmarks' clusters keep the settings users run; the suite's own trades only
+    durability across an OS crash (fsync, full-page images), never an acknowledged commit."""
+
+    def settings(dsn: str) -> dict[str, str]:
+        rows = fetch(
+            dsn,
+            "select name, setting from pg_settings"
+            " where name in ('fsync', 'full_page_writes', 'synchronous_commit')",
+        )
+        return {r["name"]: r["setting"] for r in rows}
+
+    assert settings(cluster.dsn) == {
+        "fsync": "on",
+        "full_page_writes": "on",
+        "synchronous_commit": "on",
+    }
+    if not os.environ.get("RUNLATER_TEST_DATABASE_URL"):  # the suite's own cluster
+        assert settings(pg_server_dsn) == {
+            "fsync": "off",
+            "full_page_writes": "off",
+            "synchronous_commit": "on",
+        }
