@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -217,11 +216,9 @@ async def bare_once(
     procs = Processes()
     with harness.workdir(tag) as work:
         try:
-            server = procs.start(
-                [harness.PY, "-m", "bench.bare_api", "--mode", mode.removeprefix("bare-")],
-                stderr_path=work / "bare.log",
+            server, port = harness.start_bare_api(
+                procs, mode.removeprefix("bare-"), work / "bare.log"
             )
-            port = int(harness.read_line(server, 30, "PORT ").split()[1])
             meter = CpuMeter({"serve": [server.pid]})
             result = await _drive(
                 procs,
@@ -243,35 +240,12 @@ async def split_once(cluster: Cluster, *, tag: str, n: int = 1000) -> dict[str, 
     """``bench.api_split`` in its own process on a fresh database: CPU per call, no server."""
     dsn = await cluster.new_database("apisplit")
     org = harness.bootstrap(dsn)
-    cmd = [harness.PY, "-m", "bench.api_split", "--dsn", dsn, "--key", org.api_key, "--n", str(n)]
     with harness.workdir(tag):
-        out = await asyncio.to_thread(
-            subprocess.run,
-            cmd,
-            cwd=harness.ROOT,
-            env=harness.clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
+        split = await harness.run_json_module(
+            "bench.api_split", "--dsn", dsn, "--key", org.api_key, "--n", str(n)
         )
-        if out.returncode:
-            raise RuntimeError(f"bench.api_split failed: {out.stderr[-1500:]}")
-        plain = await asyncio.to_thread(
-            subprocess.run,
-            [harness.PY, "-m", "bench.asyncpg_loop", "--dsn", dsn, "--n", str(n)],
-            cwd=harness.ROOT,
-            env=harness.clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    if plain.returncode:
-        raise RuntimeError(f"bench.asyncpg_loop failed: {plain.stderr[-1500:]}")
-    return {
-        "mode": "split",
-        **json.loads(out.stdout.strip().splitlines()[-1]),
-        **json.loads(plain.stdout.strip().splitlines()[-1]),
-    }
+        plain = await harness.run_json_module("bench.asyncpg_loop", "--dsn", dsn, "--n", str(n))
+    return {"mode": "split", **split, **plain}
 
 
 def pgbench_script(org_id: str) -> str:

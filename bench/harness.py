@@ -6,6 +6,7 @@ every load generator run in their own processes. Nothing here binds anything but
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -456,6 +457,31 @@ def start_sink(procs: Processes, log_path: Path) -> tuple[subprocess.Popen, int]
     proc = procs.start([PY, "-m", "tests.helpers.sink", "--port", "0", "--log", str(log_path)])
     line = read_line(proc, 30, "PORT ")
     return proc, int(line.split()[1])
+
+
+def start_bare_api(procs: Processes, mode: str, log_path: Path) -> tuple[subprocess.Popen, int]:
+    """The API baseline server ``bench.bare_api --mode asgi|quart`` (no database)."""
+    proc = procs.start([PY, "-m", "bench.bare_api", "--mode", mode], stderr_path=log_path)
+    line = read_line(proc, 30, "PORT ")
+    return proc, int(line.split()[1])
+
+
+async def run_json_module(module: str, *args: str, timeout_s: float = 600) -> dict[str, Any]:
+    """``python -m module args`` to its end, in the repo with a clean environment; the JSON
+    object on the last line of its stdout."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [PY, "-m", module, *args],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{module} failed: {done.stderr[-1500:]}")
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
 
 
 # ------------------------------------------------------------------------------ nginx sink
