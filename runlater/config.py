@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from runlater.errors import ConfigError
 
@@ -51,10 +52,23 @@ class Settings:
     node_name: str = ""
     log_format: str = "text"  # text | json (runlater/logs.py)
     log_level: str = "INFO"
+    # People and mail (docs/configuration.md).
+    smtp_url: str | None = None  # unset: mails go to the log and the e-mail log only
+    mail_from: str | None = None  # unset: "Runlater <runlater@HOST of the base URL>"
+    signup: str = "closed"  # closed | open
+    superadmins: tuple[str, ...] = ()  # lower-cased e-mail addresses
 
     @property
     def public_base_url(self) -> str:
-        return self.base_url or f"http://{self.host}:{self.port}"
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def sender(self) -> str:
+        """The From of every mail."""
+        if self.mail_from:
+            return self.mail_from
+        host = urlsplit(self.public_base_url).hostname or "localhost"
+        return f"Runlater <runlater@{host}>"
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -121,9 +135,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("NODE_NAME", "node_name"),
         ("LOG_FORMAT", "log_format"),
         ("LOG_LEVEL", "log_level"),
+        ("SMTP_URL", "smtp_url"),
+        ("MAIL_FROM", "mail_from"),
+        ("SIGNUP", "signup"),
     ):
         if (raw := get(suffix)) is not None:
             values[field] = raw.strip()
+    if (raw := get("SUPERADMINS")) is not None:
+        values["superadmins"] = tuple(
+            sorted({part.strip().lower() for part in raw.split(",") if part.strip()})
+        )
     if (raw := get("DATA_DIR")) is not None:
         values["data_dir"] = Path(raw).expanduser()
     if (raw := get("ALLOW_PRIVATE_TARGETS")) is not None:
@@ -153,4 +174,21 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         ("postgres://", "postgresql://")
     ):
         raise ConfigError("RUNLATER_DATABASE_URL must start with postgresql:// or postgres://")
+    if settings.signup not in ("closed", "open"):
+        raise ConfigError(f"RUNLATER_SIGNUP must be closed or open, got {settings.signup!r}")
+    if settings.base_url is not None:
+        base = urlsplit(settings.base_url)
+        if base.scheme not in ("http", "https") or not base.hostname or base.query:
+            raise ConfigError(
+                "RUNLATER_BASE_URL must be an http:// or https:// URL such as "
+                f"https://runlater.example.com, got {settings.base_url!r}"
+            )
+    if settings.smtp_url is not None:
+        smtp = urlsplit(settings.smtp_url)
+        if smtp.scheme not in ("smtp", "smtps") or not smtp.hostname:
+            raise ConfigError(
+                "RUNLATER_SMTP_URL must look like smtp://user:pass@host:587 (STARTTLS when "
+                "offered) or smtps://user:pass@host:465, got a URL with scheme "
+                f"{smtp.scheme!r}"
+            )
     return settings

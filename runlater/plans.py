@@ -21,6 +21,8 @@ class Plan:
     # are recorded as cancelled. False: over the limit is only reported (GET /org usage.warning).
     hard_stop: bool
     retention_days: int
+    # Members of an organization, pending invitations included (None: no limit).
+    max_members: int | None
 
 
 FREE = Plan(
@@ -29,6 +31,7 @@ FREE = Plan(
     monthly_executions=10_000,
     hard_stop=True,
     retention_days=7,
+    max_members=2,
 )
 PRO = Plan(
     "pro",
@@ -36,5 +39,6 @@ PRO = Plan(
     monthly_executions=1_000_000,
     hard_stop=False,
     retention_days=30,
+    max_members=None,
 )
 PLANS: dict[str, Plan] = {plan.tier: plan for plan in (FREE, PRO)}

@@ -54,7 +54,8 @@ CANCEL_REQUEST_TIMEOUT_S = 5.0
 # answer in time: 57014 is a statement cancelled by statement_timeout or our CancelRequest,
 # 25P03 a session ended by idle_in_transaction_session_timeout).
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "57014", "25P03", "53300", "53400")
-_CONFLICT_STATES = ("23505",)
+# Unique violation; RLCON: a rule of ours that keeps the data whole (the last owner stays).
+_CONFLICT_STATES = ("23505", "RLCON")
 # Deadlock, serialization failure, lock_timeout / NOWAIT.
 _TRANSIENT_CONFLICT_STATES = ("40001", "40P01", "55P03")
 # Raised by the plan-limit triggers (migration 006), the field in COLUMN.

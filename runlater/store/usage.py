@@ -28,6 +28,7 @@ class UsageStore(StoreBase):
             [p.monthly_executions for p in plans],
             [p.hard_stop for p in plans],
             [p.retention_days for p in plans],
+            [p.max_members for p in plans],
         )
 
     async def get_organization_usage(self, org_id: UUID) -> Row:

@@ -1,16 +1,19 @@
 -- name: upsert_plans
--- The limits of runlater/plans.py, one row per tier (arrays in the same order).
+-- The limits of runlater/plans.py, one row per tier (arrays in the same order; max_members
+-- null = no limit).
 insert into plans as p (tier, min_cron_interval_minutes, monthly_executions, hard_stop,
-                        retention_days)
-select * from unnest($1::text[], $2::int[], $3::bigint[], $4::bool[], $5::int[])
+                        retention_days, max_members)
+select * from unnest($1::text[], $2::int[], $3::bigint[], $4::bool[], $5::int[], $6::int[])
 on conflict (tier) do update
     set min_cron_interval_minutes = excluded.min_cron_interval_minutes,
         monthly_executions = excluded.monthly_executions,
         hard_stop = excluded.hard_stop,
-        retention_days = excluded.retention_days
-    where (p.min_cron_interval_minutes, p.monthly_executions, p.hard_stop, p.retention_days)
+        retention_days = excluded.retention_days,
+        max_members = excluded.max_members
+    where (p.min_cron_interval_minutes, p.monthly_executions, p.hard_stop, p.retention_days,
+           p.max_members)
           is distinct from (excluded.min_cron_interval_minutes, excluded.monthly_executions,
-                            excluded.hard_stop, excluded.retention_days)
+                            excluded.hard_stop, excluded.retention_days, excluded.max_members)
 
 -- name: get_organization_usage
 -- The organization with its plan and this UTC month's execution count (database clock; the
