@@ -23,7 +23,8 @@ import trio_asyncio
 
 from runlater import __version__, apikeys
 from runlater.config import Settings, load_settings
-from runlater.errors import RunlaterError, SupervisorGaveUp
+from runlater.domain.people import PeopleService, clean_email, slugify
+from runlater.errors import InvalidInput, RunlaterError, SupervisorGaveUp
 from runlater.logs import setup_logging
 from runlater.node import OutboundFactory, outbound_transport, run_node
 from runlater.receive import check_secret, receive
@@ -82,12 +83,9 @@ async def _with_store(dsn: str, action: Any) -> Any:
             await store.close()
 
 
-def slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63]
-    return slug or "org"
-
-
-async def _bootstrap(store: Store, org: str, email: str, tier: str) -> tuple[dict, bool, str]:
+async def _bootstrap(
+    store: Store, settings: Settings, org: str, email: str, tier: str
+) -> tuple[dict, bool, str, str]:
     await store.migrate()
     key = apikeys.generate()
     row, created = await store.bootstrap(
@@ -99,7 +97,14 @@ async def _bootstrap(store: Store, org: str, email: str, tier: str) -> tuple[dic
         key_id=key.key_id,
         key_hash=key.key_hash,
     )
-    return row, created, key.full
+    link = await PeopleService(store, settings).login_link(email)
+    assert link is not None  # the owner was just written
+    return row, created, link, key.full
+
+
+async def _login_link(store: Store, settings: Settings, email: str) -> str | None:
+    await store.migrate()
+    return await PeopleService(store, settings).login_link(email)
 
 
 DATABASE_ENV = """\
@@ -193,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
     recv.add_argument("--port", type=int, default=9000, help="port to listen on (9000)")
     recv.add_argument("--secret", help="whsec_... secret to verify signatures with")
     recv.add_argument("--status", type=int, default=200, help="HTTP status to answer with (200)")
+    link = commands.add_parser(
+        "login-link",
+        help="print a sign-in link for a person who has an account",
+        description=_wrap(
+            "Print a fresh sign-in link (its last line) for the account with this e-mail "
+            "address: it works once, for 15 minutes, built from RUNLATER_BASE_URL. Use the "
+            "same database as the running server."
+        ),
+        epilog=database_help,
+        formatter_class=raw,
+    )
+    link.add_argument("--email", required=True, help="the person's e-mail address")
     boot.add_argument("--org", required=True, help="organization name")
     boot.add_argument("--email", required=True, help="owner's e-mail")
     boot.add_argument("--tier", choices=("free", "pro"), default="free", help="plan (free)")
@@ -213,8 +230,11 @@ def main(argv: list[str] | None = None, *, outbound: OutboundFactory = outbound_
         overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
         settings = load_settings(**overrides)
         setup_logging(settings.log_level.upper(), settings.log_format)
-        if args.command == "bootstrap" and "@" not in args.email:
-            parser.error("--email must be an e-mail address")
+        if args.command in ("bootstrap", "login-link"):
+            try:
+                args.email = clean_email(args.email)
+            except InvalidInput as exc:
+                parser.error(f"--email: {'; '.join(*(exc.details or {}).values())}")
         with database(settings) as dsn:
             if args.command == "serve":
                 trio.run(_serve, settings, dsn, outbound)
@@ -222,13 +242,27 @@ def main(argv: list[str] | None = None, *, outbound: OutboundFactory = outbound_
                 print(describe_database(settings, dsn))
                 applied = trio.run(_with_store, dsn, lambda s: s.migrate())
                 print(f"migrations applied: {applied or 'none (up to date)'}")
+            elif args.command == "login-link":
+                found = trio.run(_with_store, dsn, lambda s: _login_link(s, settings, args.email))
+                if found is None:
+                    print(
+                        f"runlater: no account with the address {args.email}; "
+                        "create one with runlater bootstrap or invite it from the dashboard",
+                        file=sys.stderr,
+                    )
+                    return 1
+                print("Sign-in link (works once, for 15 minutes):")
+                print(found)
             else:
-                row, created, key = trio.run(
-                    _with_store, dsn, lambda s: _bootstrap(s, args.org, args.email, args.tier)
+                row, created, link, key = trio.run(
+                    _with_store,
+                    dsn,
+                    lambda s: _bootstrap(s, settings, args.org, args.email, args.tier),
                 )
                 verb = "created" if created else "exists"
                 print(describe_database(settings, dsn))
                 print(f"organization {verb}: {row['name']} (id {row['id']}, tier {row['tier']})")
+                print(f"Sign in to the dashboard (works once, for 15 minutes): {link}")
                 print("API key (shown once):")
                 print(key)
     except BaseException as exc:  # trio wraps errors of nested nurseries in groups

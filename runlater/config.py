@@ -191,4 +191,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
                 "offered) or smtps://user:pass@host:465, got a URL with scheme "
                 f"{smtp.scheme!r}"
             )
+        try:
+            port = smtp.port
+        except ValueError:
+            port = 0
+        if port == 0 or smtp.path not in ("", "/") or smtp.query or smtp.fragment:
+            raise ConfigError(
+                "RUNLATER_SMTP_URL must be scheme://[user[:password]@]host[:port] with a port "
+                "of 1-65535 and nothing after it (URL-encode @ : / in the user and password)"
+            )
     return settings

@@ -18,6 +18,7 @@ from runlater.actors.elector import Elector
 from runlater.actors.heap_trimmer import HeapTrimmer
 from runlater.actors.janitor import Janitor
 from runlater.actors.listener import Listener
+from runlater.actors.mailer import Mailer
 from runlater.actors.messages import Wake
 from runlater.actors.pool import PoolCarry, PoolManager
 from runlater.actors.rescuer import Rescuer
@@ -120,6 +121,7 @@ def build_node(
     pool_send, pool_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     sched_send, sched_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     callback_send, callback_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
+    mail_send, mail_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     deliverer = Deliverer(http)
     carry = PoolCarry()  # outlives pool crashes: what one instance leaves to the next
     policy = RestartPolicy(max_restarts=settings.restart_max, window_s=settings.restart_window_s)
@@ -169,6 +171,7 @@ def build_node(
         "runlater_executions": [pool_send.clone()],
         "runlater_tasks": [sched_send.clone()],
         "runlater_callbacks": [callback_send.clone()],
+        "runlater_mail": [mail_send.clone()],
     }
     supervisor = Supervisor(
         [
@@ -188,6 +191,16 @@ def build_node(
                 "callbacker",
                 lambda: Callbacker(
                     store, deliverer.sender, poll_s=settings.poll_interval_s, mailbox=callback_recv
+                ),
+            ),
+            ChildSpec(
+                "mailer",
+                lambda: Mailer(
+                    store,
+                    smtp_url=settings.smtp_url,
+                    sender=settings.sender,
+                    poll_s=settings.poll_interval_s,
+                    mailbox=mail_recv,
                 ),
             ),
             ChildSpec(

@@ -1,7 +1,7 @@
 """Janitor: deletes what no one may ask for any more — execution history past its plan's
-retention, idempotency keys older than 24 h, and per-host backoff rows of hosts not called
+retention, idempotency keys older than 24 h, per-host backoff rows of hosts not called
 for a day (``STALE_BACKOFF_S``; a success deletes a host's row, a host never called again
-would keep it for ever).
+would keep it for ever), and finished mails of the e-mail log older than ``MAIL_DAYS``.
 
 Mailbox: none (ticks every ``janitor_interval_s``). Emits nothing. Leader-only: it runs in the
 Elector's sub-supervisor, so one node does the deleting. Each statement deletes a bounded batch
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -30,6 +30,13 @@ log = logging.getLogger("runlater.actors.janitor")
 BATCH = 1000
 MAX_BATCHES = 100  # per kind and pass: at most 100,000 rows, then the next tick
 STALE_BACKOFF_S = 86_400.0
+MAIL_DAYS = 30  # the e-mail log (docs/operations.md)
+
+
+class JanitorStore(RetentionStore, Protocol):
+    """The janitor's calls: retention, and the e-mail log's (``ports.MailStore``)."""
+
+    async def purge_mails(self, older_than_days: int = 30, limit: int = 10_000) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +44,11 @@ class JanitorResult:
     executions_deleted: int
     idempotency_keys_deleted: int
     host_backoffs_deleted: int = 0
+    mails_deleted: int = 0
 
 
 class Janitor:
-    def __init__(self, store: RetentionStore, clock: Clock, *, interval_s: float) -> None:
+    def __init__(self, store: JanitorStore, clock: Clock, *, interval_s: float) -> None:
         self.store = store
         self.clock = clock
         self.interval_s = interval_s
@@ -53,14 +61,16 @@ class Janitor:
         backoffs = await self._drain(
             lambda: self.store.delete_stale_host_backoffs(STALE_BACKOFF_S, BATCH)
         )
-        if executions or keys or backoffs:
+        mails = await self._drain(lambda: self.store.purge_mails(MAIL_DAYS, BATCH))
+        if executions or keys or backoffs or mails:
             log.info(
-                "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d",
+                "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d mails=%d",
                 executions,
                 keys,
                 backoffs,
+                mails,
             )
-        return JanitorResult(executions, keys, backoffs)
+        return JanitorResult(executions, keys, backoffs, mails)
 
     async def _drain(self, delete_batch: Callable[[], Awaitable[int]]) -> int:
         total = 0

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from runlater.store.bulk import Decide, TaskSyncResult
+from runlater.store.mail import MailResult
+from runlater.store.mail import OutgoingMail as Mail
 from runlater.store.records import (
     AdvanceResult,
     ApiKeyOwner,
@@ -67,6 +69,22 @@ class CallbackStore(Protocol):
     async def next_callback_due_in(self) -> float | None: ...
 
 
+class MailStore(Protocol):
+    """The mailer (the outbox), the janitor (its retention) and the e-mail log's pages."""
+
+    async def claim_mails(self, limit: int, lease_s: float) -> list[Row]: ...
+
+    async def finish_mails(self, results: Sequence[MailResult]) -> int: ...
+
+    async def next_mail_due_in(self) -> float | None: ...
+
+    async def list_mails(self, limit: int = 50, offset: int = 0) -> list[Row]: ...
+
+    async def get_mail(self, mail_id: UUID) -> Row: ...
+
+    async def purge_mails(self, older_than_days: int = 30, limit: int = 10_000) -> int: ...
+
+
 class LeaseStore(Protocol):
     """The elector."""
 
@@ -111,7 +129,59 @@ class TaskStore(Protocol):
     ) -> TaskSyncResult: ...
 
 
-class WebStore(TaskStore, Protocol):
+class PeopleStore(Protocol):
+    """The people service (``domain/people.py``): sign-in, sessions, members, invitations."""
+
+    async def request_sign_in(
+        self, email: str, token_hash: str, ttl_s: float, mail: Mail, domain: str
+    ) -> bool: ...
+
+    async def issue_login_token(self, email: str, token_hash: str, ttl_s: float) -> bool: ...
+
+    async def login_token_usable(self, token_hash: str) -> bool: ...
+
+    async def sign_in(
+        self, token_hash: str, session_hash: str, csrf: str, session_ttl_s: float
+    ) -> UUID | None: ...
+
+    async def sign_up(
+        self,
+        email: str,
+        org_name: str,
+        slug: str,
+        secret: str,
+        token_hash: str,
+        ttl_s: float,
+        mail: Mail,
+        domain: str,
+    ) -> bool: ...
+
+    async def session(self, session_hash: str, session_ttl_s: float) -> Row | None: ...
+
+    async def end_session(self, session_hash: str) -> None: ...
+
+    async def switch_organization(self, session_hash: str, org_id: UUID) -> bool: ...
+
+    async def invite(
+        self,
+        org_id: UUID,
+        email: str,
+        role: str,
+        token_hash: str,
+        invited_by: UUID,
+        ttl_s: float,
+        mail: Mail,
+        domain: str,
+    ) -> Row: ...
+
+    async def open_invitation(self, token_hash: str) -> Row | None: ...
+
+    async def accept_invitation(
+        self, token_hash: str, session_hash: str, csrf: str, session_ttl_s: float
+    ) -> Row | None: ...
+
+
+class WebStore(TaskStore, PeopleStore, Protocol):
     """The web layer: the API's reads and changes besides the task service's, authentication,
     request transactions, readiness and metrics."""
 
@@ -169,9 +239,40 @@ class WebStore(TaskStore, Protocol):
 
     async def cancel_queue(self, org_id: UUID, queue: str) -> int: ...
 
+    # The dashboard's pages (besides the people service's calls).
+
+    async def organizations_of(self, user_id: UUID) -> list[Row]: ...
+
+    async def list_members(self, org_id: UUID) -> list[Row]: ...
+
+    async def list_invitations(self, org_id: UUID) -> list[Row]: ...
+
+    async def revoke_invitation(self, org_id: UUID, invitation_id: UUID) -> Row: ...
+
+    async def get_member(self, org_id: UUID, user_id: UUID) -> Row: ...
+
+    async def set_member_role(self, org_id: UUID, user_id: UUID, role: str) -> Row: ...
+
+    async def remove_member(self, org_id: UUID, user_id: UUID) -> None: ...
+
+    async def rename_organization(self, org_id: UUID, name: str) -> Row: ...
+
+    async def set_organization_tier(self, org_id: UUID, tier: str) -> Row: ...
+
+    async def search_audit_log(
+        self, org_id: UUID, *, action: str | None, actor_type: str | None, limit: int, offset: int
+    ) -> list[Row]: ...
+
 
 class NodeStore(
-    DeliveryStore, ScheduleStore, CallbackStore, LeaseStore, RetentionStore, WebStore, Protocol
+    DeliveryStore,
+    ScheduleStore,
+    CallbackStore,
+    MailStore,
+    LeaseStore,
+    RetentionStore,
+    WebStore,
+    Protocol,
 ):
     """Everything one node runs on: every actor's calls, the web layer's, and where the
     listener connects (it holds its own connection, not one of the pool's)."""

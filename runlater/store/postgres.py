@@ -18,7 +18,9 @@ from runlater.store import bridge
 from runlater.store.access import AccessStore
 from runlater.store.base import fetch, fetchrow, fetchval
 from runlater.store.bulk import BulkStore
+from runlater.store.mail import MailStore
 from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
+from runlater.store.people import MembersStore
 from runlater.store.queries import Q
 from runlater.store.queues import QueueStore
 from runlater.store.records import (
@@ -108,7 +110,7 @@ async def _bootstrap(
 # ---------------------------------------------------------------------------- the trio API
 
 
-class Store(QueueStore, UsageStore, BulkStore, AccessStore):
+class Store(MembersStore, QueueStore, UsageStore, BulkStore, AccessStore, MailStore):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 
     # -- health and schema
@@ -163,6 +165,12 @@ class Store(QueueStore, UsageStore, BulkStore, AccessStore):
 
     async def list_audit_log(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]:
         return await self._run(fetch, Q.list_audit_log, org_id, limit, offset)
+
+    async def search_audit_log(
+        self, org_id: UUID, *, action: str | None, actor_type: str | None, limit: int, offset: int
+    ) -> list[Row]:
+        """The audit log filtered by a piece of the action and the kind of actor."""
+        return await self._run(fetch, Q.search_audit_log, org_id, action, actor_type, limit, offset)
 
     # -- tasks (API)
 

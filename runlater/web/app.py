@@ -16,6 +16,7 @@ from runlater import __version__, metrics
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
+from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
 from runlater.domain.urls import UrlPolicy
 from runlater.errors import (
@@ -28,7 +29,7 @@ from runlater.errors import (
 from runlater.schemas.common import Health, Readiness
 from runlater.store.ports import WebStore
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
-from runlater.web import access_log, auth, home, openapi, ratelimit, transaction
+from runlater.web import access_log, auth, openapi, pages, ratelimit, transaction
 from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
 from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
@@ -68,7 +69,8 @@ def create_app(
     store: WebStore, settings: Settings, clock: Clock, resolver: Resolver | None = None
 ) -> transaction.RunlaterApp:
     """``resolver``: how URL checks resolve names (tests inject answers; default: the system)."""
-    app = transaction.RunlaterApp("runlater")
+    # No app-wide static route: the pages serve their own assets (web/pages/static).
+    app = transaction.RunlaterApp("runlater", static_folder=None)
     urls = UrlPolicy(allow_private=settings.allow_private_targets, resolver=resolver)
     # Rate limits (per client address before authentication, per key after it) and the
     # key cache read time from the same source (``ratelimit.monotonic_seconds``).
@@ -79,12 +81,12 @@ def create_app(
         settings=settings,
         clock=clock,
         tasks=TaskService(store, urls, clock),
+        people=PeopleService(store, settings),
         api_keys=ApiKeyCache(seconds),
     )
     app.request_class = SizedRequest
     access_log.install(app)  # first: its line is written after every other hook has run
     openapi.install(app, __version__)
-    home.install(app, __version__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_request
@@ -115,6 +117,7 @@ def create_app(
     api.register_blueprint(audit.bp)
     api.register_blueprint(queues.bp)
     app.register_blueprint(api)
+    pages.install(app, seconds)  # the dashboard, at the root
 
     @app.get("/health")
     @openapi.public

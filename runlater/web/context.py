@@ -8,6 +8,7 @@ from quart import current_app
 
 from runlater.clock import Clock
 from runlater.config import Settings
+from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
 from runlater.store.ports import WebStore
 from runlater.web.keycache import ApiKeyCache
@@ -21,6 +22,7 @@ class Services:
     settings: Settings
     clock: Clock
     tasks: TaskService
+    people: PeopleService
     api_keys: ApiKeyCache
 
 

@@ -20,7 +20,7 @@ import copy
 import importlib.util
 import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -176,6 +176,11 @@ class RunlaterOpenAPI(OpenAPIProvider):
             "database": "unreachable",
         }
         return _markdown(spec)
+
+    def generate_rules(self) -> Iterable[Rule]:
+        """The API's routes: the dashboard's pages (``web/pages``) are for browsers, not
+        part of the API's contract."""
+        return [r for r in super().generate_rules() if not r.endpoint.startswith("pages.")]
 
     def operation_id(self, method: str, path: str, func: Callable[..., Any]) -> str | None:
         name = func.__name__

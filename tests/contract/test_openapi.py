@@ -35,9 +35,12 @@ AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # answered by the framework for every r
 
 def documented_rules(app: QuartTrio) -> list[tuple[str, str]]:
     """(METHOD, OpenAPI path) of every HTTP route of the app, except the spec and docs routes
-    themselves (hidden). Websocket routes are not HTTP operations and cannot be in the spec."""
+    themselves (hidden) and the dashboard's pages (for browsers, not the API's contract).
+    Websocket routes are not HTTP operations and cannot be in the spec."""
     found = []
     for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("pages."):
+            continue
         view = app.view_functions[rule.endpoint]
         if getattr(view, QUART_SCHEMA_HIDDEN_ATTRIBUTE, False) or rule.websocket:
             continue

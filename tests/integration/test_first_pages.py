@@ -12,22 +12,17 @@ from runlater.store.postgres import Store
 from runlater.web.app import create_app
 
 
-async def test_the_root_is_a_page_that_links_to_docs_and_health(store: Store) -> None:
+async def test_the_root_is_the_sign_in_page_and_links_to_docs_and_health(store: Store) -> None:
     client = create_app(store, Settings(), SystemClock()).test_client()
     response = await client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     html = await response.get_data(as_text=True)
-    assert f"Runlater <small>{__version__}</small>" in html
-    links = re.findall(r'href="([^"]+)"', html)
-    assert links == [
-        "/api/v1/docs",
-        "/api/v1/openapi.json",
-        "/health",
-        "/health/ready",
-        "/metrics",
-    ]
-    for link in links:  # every link works without a key
+    assert "Sign in to Runlater" in html and f"Runlater {__version__}" in html
+    links = re.findall(r'href="(/[^"]*)"', html)
+    expected = ["/api/v1/docs", "/api/v1/openapi.json", "/health", "/health/ready", "/metrics"]
+    assert [link for link in links if link in expected] == expected
+    for link in links:  # every link works without a key or a session
         assert (await client.get(link)).status_code == 200, link
 
 

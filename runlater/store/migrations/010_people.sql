@@ -4,7 +4,9 @@
 
 alter table users
     add constraint users_email_length check (length(email) <= 254);
-create unique index users_email_lower_idx on users (lower(email));
+-- Addresses are stored lower-cased from now on (runlater/domain/people.py); an older row may
+-- differ in case only, so this index is not unique: a lookup takes the oldest match.
+create index users_email_lower_idx on users (lower(email), inserted_at);
 
 -- A sign-in link: 15 minutes, used once. `used_at` is set by the one statement that signs in
 -- (update ... where used_at is null and expires_at > now()), so two concurrent posts of one
@@ -59,6 +61,7 @@ language plpgsql as $$
 declare
     plan plans;
     used bigint;
+    joining text;
 begin
     select p.* into plan
     from organizations o join plans p on p.tier = o.tier
@@ -67,13 +70,15 @@ begin
     if plan.max_members is null then
         return new;
     end if;
+    -- Members and open invitations; a person joining by their invitation takes its place.
+    if tg_table_name = 'memberships' then
+        select lower(u.email) into joining from users u where u.id = new.user_id;
+    end if;
     select (select count(*) from memberships m where m.organization_id = new.organization_id)
          + (select count(*) from invitations i
             where i.organization_id = new.organization_id
               and i.accepted_at is null and i.expires_at > now()
-              and not (tg_table_name = 'memberships'
-                       and lower(i.email) = (select lower(u.email) from users u
-                                             where u.id = new.user_id)))
+              and lower(i.email) is distinct from joining)
       into used;
     if used >= plan.max_members then
         raise exception using

@@ -8,6 +8,7 @@ from quart import Blueprint, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
 from runlater import apikeys
+from runlater.domain.keys import MAX_NAME, clean_key_name
 from runlater.schemas.common import Data, Page, PageQuery
 from runlater.schemas.keys import ApiKey, ApiKeyCreated, ApiKeyCreateRequest
 from runlater.schemas.unknown import unknown_fields
@@ -20,7 +21,6 @@ from runlater.web.errors import validation_error
 bp = Blueprint("api_keys", __name__)
 
 API_KEY_FIELDS = ("id", "name", "key_id", "last_used_at", "revoked_at", "inserted_at")
-MAX_NAME = 200
 
 
 def _store() -> Any:
@@ -39,15 +39,9 @@ def _parse_name(payload: dict[str, Any]) -> str | None:
     if unknown := unknown_fields(fields, {"name"}):
         raise validation_error(unknown)
     name = fields.get("name")
-    if name is None:
-        return None
-    if not isinstance(name, str):
-        raise validation_error({"name": ["must be a string"]})
-    if not 1 <= len(name) <= MAX_NAME:
+    if name == "":  # the API refuses an empty name (a form may send one for "no name")
         raise validation_error({"name": [f"must be 1 to {MAX_NAME} characters"]})
-    if "\x00" in name:
-        raise validation_error({"name": ["must not contain a NUL character"]})
-    return name
+    return clean_key_name(name)
 
 
 @bp.get("/api-keys")

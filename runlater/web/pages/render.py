@@ -1,0 +1,86 @@
+"""Rendering the dashboard's pages: the common context, flash messages, forms given back.
+
+A flash message travels in the cookie ``runlater_flash`` as a code from ``FLASH`` (never as
+text a request could choose), shown once on the next page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Response, g, render_template, request
+
+from runlater import __version__
+from runlater.store.transaction import AuditRecord
+from runlater.web.context import services
+from runlater.web.pages import guard
+
+FLASH_COOKIE = "runlater_flash"
+FLASH: dict[str, str] = {
+    "signed_out": "You are signed out.",
+    "switched": "Switched organization.",
+    "renamed": "The organization's name is saved.",
+    "rotated": "A new webhook secret is active; the old one keeps signing for 24 hours.",
+    "upgraded": "Your organization is on Pro now. Our team will be in touch about billing.",
+    "key_revoked": "The API key is revoked.",
+    "invited": "The invitation is on its way.",
+    "invitation_revoked": "The invitation is revoked.",
+    "role_changed": "The role is changed.",
+    "member_removed": "The member is removed; their sessions have ended.",
+    "left": "You left the organization.",
+    "joined": "Welcome! You joined the organization.",
+    "signed_in": "You are signed in.",
+}
+STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
+
+
+async def page(template: str, status: int = 200, **context: Any) -> Response:
+    """``template`` with what every page shows: the person, the organization switcher, the
+    CSRF token for its forms and the flash message."""
+    flash_code = request.cookies.get(FLASH_COOKIE)
+    context.setdefault("errors", {})
+    context.setdefault("values", {})
+    html = await render_template(
+        template,
+        person=g.get("person"),
+        csrf_token=guard.csrf_token(),
+        flash=FLASH.get(flash_code or ""),
+        version=__version__,
+        signup_open=services().settings.signup == "open",
+        **context,
+    )
+    response = Response(html, status=status, content_type="text/html; charset=utf-8")
+    if flash_code:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return guard.remember_anonymous_csrf(response)
+
+
+def to(path: str, flash: str | None = None) -> Response:
+    """303 to ``path`` (after a form), with a flash message for the next page."""
+    response = Response("", status=303, headers={"Location": path})
+    if flash is not None:
+        assert flash in FLASH
+        response.set_cookie(
+            FLASH_COOKIE, flash, path="/", httponly=True, samesite="Lax", max_age=60
+        )
+    return response
+
+
+def form_values(form: Any) -> dict[str, str]:
+    """The values to show again in a form given back (never its CSRF token)."""
+    return {k: v for k, v in form.items() if k != guard.CSRF_FIELD}
+
+
+def audit(action: str, resource_id: object = None, status: int = 303) -> None:
+    """Record the action of this request in the audit log, as the API records its own; it is
+    written by the request's transaction when it commits."""
+    person = guard.current()
+    g.audit_entry = AuditRecord(
+        guard.org_id(),
+        "user",
+        person.user_id,
+        action,
+        None if resource_id is None else str(resource_id),
+        status,
+        request.remote_addr,
+    )

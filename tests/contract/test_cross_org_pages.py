@@ -1,0 +1,70 @@
+"""A session of one organization's owner reaches nothing of another organization through the
+dashboard: every page route with an id, taken from the app's route map, is tried with the
+other organization's ids (as ``test_cross_org.py`` does for the API)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from runlater.clock import SystemClock
+from runlater.config import Settings
+from runlater.store.postgres import Store
+from runlater.web.app import create_app
+from tests.helpers.dashboard import Visitor, sign_in
+from tests.helpers.factories import make_org
+
+# Routes whose path holds a secret token, not an organization's id (their own tests cover
+# them), and the static assets.
+NOT_ORG_SCOPED = {"/login/<token>", "/invite/<token>", "/assets/<path:filename>"}
+FORM_VALUES = {"role": "member", "name": "stolen", "email": "x@evil.test"}
+
+
+async def snapshot(store: Store, org: Any) -> dict[str, Any]:
+    return {
+        "members": await store.list_members(org),
+        "invitations": await store.list_invitations(org),
+        "keys": await store.list_api_keys(org, limit=100, offset=0),
+        "org": await store.get_organization(org),
+    }
+
+
+async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(store: Store) -> None:
+    await make_org(store, "Acme")
+    globex, _ = await make_org(store, "Globex", tier="pro")
+    app = create_app(store, Settings(), SystemClock())
+    # Globex: an owner, an admin (by invitation), an open invitation, a second key.
+    theirs = Visitor(app.test_client())
+    globex_owner = await sign_in(store, theirs, "owner@globex.test")
+    await theirs.submit("/keys", "/keys", {"name": "theirs"})
+    await theirs.submit("/members", "/members/invite", {"email": "z@globex.test", "role": "admin"})
+    [invitation] = await store.list_invitations(globex)
+    [key, *_] = await store.list_api_keys(globex, limit=10, offset=0)
+    ids = {"user_id": globex_owner, "key_id": key["id"], "invitation_id": invitation["id"]}
+    before = await snapshot(store, globex)
+
+    mine = Visitor(app.test_client())
+    await sign_in(store, mine, "owner@acme.test")
+    tried = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("pages.") or not rule.arguments:
+            continue
+        if rule.rule in NOT_ORG_SCOPED:
+            continue
+        assert rule.arguments <= set(ids), f"a page route with an id this test lacks: {rule}"
+        path = re.sub(r"<(?:[^:<>]*:)?([^<>]+)>", lambda m: str(ids[m.group(1)]), rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if method == "GET":
+                page = await mine.get(path)
+            else:
+                page = await mine.post(path, FORM_VALUES, csrf=(await mine.get("/")).csrf)
+            assert page.status == 404, (method, path, page.status)
+            tried.append((method, rule.rule))
+    assert len(tried) >= 4, tried
+    # An id in a form: switching to an organization one is not a member of.
+    page = await mine.post(
+        "/organizations/switch", {"organization_id": str(globex)}, csrf=(await mine.get("/")).csrf
+    )
+    assert page.status == 404
+    assert "<h1>Acme</h1>" in (await mine.get("/")).text
+    assert await snapshot(store, globex) == before
