@@ -56,7 +56,6 @@ class Settings:
     smtp_url: str | None = None  # unset: mails go to the log and the e-mail log only
     mail_from: str | None = None  # unset: "Runlater <runlater@HOST of the base URL>"
     signup: str = "closed"  # closed | open
-    superadmins: tuple[str, ...] = ()  # lower-cased e-mail addresses
 
     @property
     def public_base_url(self) -> str:
@@ -141,10 +140,6 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     ):
         if (raw := get(suffix)) is not None:
             values[field] = raw.strip()
-    if (raw := get("SUPERADMINS")) is not None:
-        values["superadmins"] = tuple(
-            sorted({part.strip().lower() for part in raw.split(",") if part.strip()})
-        )
     if (raw := get("DATA_DIR")) is not None:
         values["data_dir"] = Path(raw).expanduser()
     if (raw := get("ALLOW_PRIVATE_TARGETS")) is not None:

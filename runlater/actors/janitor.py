@@ -45,6 +45,7 @@ class JanitorResult:
     idempotency_keys_deleted: int
     host_backoffs_deleted: int = 0
     mails_deleted: int = 0
+    sign_ins_deleted: int = 0  # sessions and sign-in links expired for a day
 
 
 class Janitor:
@@ -62,15 +63,18 @@ class Janitor:
             lambda: self.store.delete_stale_host_backoffs(STALE_BACKOFF_S, BATCH)
         )
         mails = await self._drain(lambda: self.store.purge_mails(MAIL_DAYS, BATCH))
-        if executions or keys or backoffs or mails:
+        sign_ins = await self.store.delete_expired_sign_ins()
+        if executions or keys or backoffs or mails or sign_ins:
             log.info(
-                "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d mails=%d",
+                "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d "
+                "mails=%d sign_ins=%d",
                 executions,
                 keys,
                 backoffs,
                 mails,
+                sign_ins,
             )
-        return JanitorResult(executions, keys, backoffs, mails)
+        return JanitorResult(executions, keys, backoffs, mails, sign_ins)
 
     async def _drain(self, delete_batch: Callable[[], Awaitable[int]]) -> int:
         total = 0

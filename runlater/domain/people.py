@@ -179,12 +179,8 @@ class PeopleService:
         if errors:
             raise invalid(errors)
         token, hashed = new_token()
-        mail = compose.signup_mail(
-            to=email,
-            link=self.link(f"/login/{token}"),
-            organization=org,
-            minutes=LOGIN_TTL_S // 60,
-        )
+        link = self.link(f"/login/{token}")
+        minutes = LOGIN_TTL_S // 60
         await self.store.sign_up(
             email,
             org,
@@ -192,7 +188,9 @@ class PeopleService:
             apikeys.new_webhook_secret(),
             hashed,
             LOGIN_TTL_S,
-            mail,
+            compose.signup_mail(to=email, link=link, organization=org, minutes=minutes),
+            # An address with an account gets a plain sign-in link, no second organization.
+            compose.login_mail(to=email, link=link, minutes=minutes),
             self.mail_domain,
         )
 

@@ -125,10 +125,11 @@ async def _sign_up(
     token_hash: str,
     ttl_s: float,
     mail: Mail,
+    mail_if_known: Mail,
     domain: str,
 ) -> bool:
     """A new person with a new organization (they own it), and a sign-in link by mail. An
-    address that has an account gets a sign-in link only."""
+    address that has an account gets a sign-in link only (``mail_if_known``)."""
     async with bridge.transaction(conn):
         user = await conn.fetchrow(Q.find_user_by_email, email)
         created = user is None
@@ -141,7 +142,9 @@ async def _sign_up(
             org = await conn.fetchrow(Q.insert_organization, org_name, slug, "free", secret)
             await conn.execute(Q.insert_membership, user["id"], org["id"], "owner")
         await conn.execute(Q.insert_login_token, token_hash, user["id"], ttl_s)
-        await enqueue_mail(conn, mail, organization_id=None, domain=domain)
+        await enqueue_mail(
+            conn, mail if created else mail_if_known, organization_id=None, domain=domain
+        )
         return created
 
 
@@ -187,10 +190,11 @@ class MembersStore(StoreBase):
         token_hash: str,
         ttl_s: float,
         mail: Mail,
+        mail_if_known: Mail,
         domain: str,
     ) -> bool:
         created: bool = await self._run(
-            _sign_up, email, org_name, slug, secret, token_hash, ttl_s, mail, domain
+            _sign_up, email, org_name, slug, secret, token_hash, ttl_s, mail, mail_if_known, domain
         )
         return created
 

@@ -102,6 +102,8 @@ class RetentionStore(Protocol):
 
     async def purge_idempotency_keys(self, limit: int = 10_000) -> int: ...
 
+    async def delete_expired_sign_ins(self) -> int: ...
+
 
 class TaskStore(Protocol):
     """The domain's task service."""
@@ -153,6 +155,7 @@ class PeopleStore(Protocol):
         token_hash: str,
         ttl_s: float,
         mail: Mail,
+        mail_if_known: Mail,
         domain: str,
     ) -> bool: ...
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import trio
 
+from runlater.actors.janitor import Janitor
 from runlater.clock import Clock, ManualClock, SystemClock
 from runlater.config import Settings
 from runlater.domain.people import token_hash
@@ -199,3 +200,53 @@ async def test_links_come_from_the_base_url_never_the_host_header(store: Store) 
     page = await v.post("/login/" + link.rsplit("/", 1)[1], csrf=(await v.get("/login")).csrf)
     [cookie] = [c for c in page.headers.getlist("Set-Cookie") if c.startswith("runlater_session=")]
     assert "Secure" in cookie
+
+
+async def test_the_janitor_deletes_sessions_and_links_a_day_after_they_expired(
+    store: Store, database_url: str
+) -> None:
+    await make_org(store)
+    v = visitor(store)
+    await sign_in(store, v, OWNER)  # one used link, one live session
+    await visitor(store).submit("/login", "/login", {"email": OWNER})  # one unused link
+    async with raw_connection(database_url) as conn:
+        await sql(conn, "update sessions set expires_at = now() - interval '25 hours'")
+        await sql(conn, "update login_tokens set expires_at = now() - interval '23 hours'")
+    result = await Janitor(store, SystemClock(), interval_s=60).run_once()
+    assert result.sign_ins_deleted == 1  # the session; the links expired less than a day ago
+    async with raw_connection(database_url) as conn:
+        assert await sql(conn, "select count(*) as n from sessions") == [{"n": 0}]
+        assert await sql(conn, "select count(*) as n from login_tokens") == [{"n": 2}]
+
+
+async def test_sign_up_is_closed_by_default_and_makes_an_owner_when_open(
+    store: Store, database_url: str
+) -> None:
+    closed = visitor(store)
+    assert (await closed.get("/signup")).status == 404
+    assert "Sign up" not in (await closed.get("/login")).text
+    v = visitor(store, Settings(signup="open"))
+    assert 'href="/signup"' in (await v.get("/login")).text
+    bad = await v.submit("/signup", "/signup", {"email": "x", "organization": ""})
+    assert bad.status == 422
+    assert "name@example.com" in bad.text and "enter a name" in bad.text
+    page = await v.submit(
+        "/signup", "/signup", {"email": "New@Startup.test", "organization": "Startup"}
+    )
+    assert page.status == 200 and "Check your e-mail" in page.text
+    [mail] = await mails_to(store, "new@startup.test")
+    assert mail["kind"] == "signup"
+    path = "/login/" + link_in(mail["text_body"]).rsplit("/", 1)[1]
+    await v.get(path)
+    assert (await v.post(path)).status == 303
+    home = await v.get("/")
+    assert "<h1>Startup</h1>" in home.text and "new@startup.test · owner" in home.text
+    # The same address again: a sign-in link only, no second organization.
+    again = await visitor(store, Settings(signup="open")).submit(
+        "/signup", "/signup", {"email": "new@startup.test", "organization": "Other"}
+    )
+    assert again.status == 200
+    assert [m["kind"] for m in await mails_to(store, "new@startup.test")] == ["signup", "login"]
+    async with raw_connection(database_url) as conn:
+        names = await sql(conn, "select name from organizations order by name")
+    assert names == [{"name": "Startup"}]
