@@ -56,6 +56,7 @@ class Settings:
     smtp_url: str | None = None  # unset: mails go to the log and the e-mail log only
     mail_from: str | None = None  # unset: "Runlater <runlater@HOST of the base URL>"
     signup: str = "closed"  # closed | open
+    live_max_per_org: int = 100  # live websocket connections per organization and node
 
     @property
     def public_base_url(self) -> str:
@@ -115,6 +116,7 @@ _NUMBERS: dict[str, tuple[str, type, float]] = {
     "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", int, 100),
     "DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", int, 10),
     "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": ("db_idle_in_transaction_timeout_ms", int, 100),
+    "LIVE_MAX_PER_ORG": ("live_max_per_org", int, 1),
 }
 
 

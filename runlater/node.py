@@ -15,11 +15,12 @@ import trio
 from runlater import metrics
 from runlater.actors.callbacker import Callbacker
 from runlater.actors.elector import Elector
+from runlater.actors.event_feeder import EventFeeder
 from runlater.actors.heap_trimmer import HeapTrimmer
 from runlater.actors.janitor import Janitor
 from runlater.actors.listener import Listener
 from runlater.actors.mailer import Mailer
-from runlater.actors.messages import Wake
+from runlater.actors.messages import Notice, NoticeBox, Wake
 from runlater.actors.pool import PoolCarry, PoolManager
 from runlater.actors.rescuer import Rescuer
 from runlater.actors.scheduler import Scheduler
@@ -28,6 +29,7 @@ from runlater.config import Settings
 from runlater.delivery.client import Deliverer
 from runlater.delivery.transport import TrioTransport
 from runlater.errors import StoreUnavailable, TransientConflict
+from runlater.events import Hub
 from runlater.store.ports import NodeStore
 from runlater.store.postgres import Store
 from runlater.store.session import DbTimeouts
@@ -38,6 +40,7 @@ from runlater.web.server import WebServer
 log = logging.getLogger("runlater.node")
 
 MAILBOX_SIZE = 16
+EVENT_MAILBOX_SIZE = 1000  # notices (one per committed statement) the feeder may lag behind
 
 
 def node_name(settings: Settings) -> str:
@@ -63,6 +66,7 @@ class Node:
     store: NodeStore
     supervisor: Supervisor
     pool_carry: PoolCarry = field(default_factory=PoolCarry)
+    hub: Hub = field(default_factory=Hub)  # this node's live events (runlater/events.py)
 
     def child(self, name: str) -> Any:
         """The running instance of the root supervisor's child ``name``."""
@@ -122,6 +126,10 @@ def build_node(
     sched_send, sched_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     callback_send, callback_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     mail_send, mail_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
+    # Event notices wait here for the feeder; when it falls this far behind, subscribers are
+    # told to read the state again (NoticeBox), and nothing else waits.
+    events_send, events_recv = trio.open_memory_channel[Notice](EVENT_MAILBOX_SIZE)
+    hub = Hub()
     deliverer = Deliverer(http)
     carry = PoolCarry()  # outlives pool crashes: what one instance leaves to the next
     policy = RestartPolicy(max_restarts=settings.restart_max, window_s=settings.restart_window_s)
@@ -165,7 +173,9 @@ def build_node(
         )
 
     def web() -> WebServer:
-        return WebServer(create_app(store, settings, clock), host=settings.host, port=settings.port)
+        return WebServer(
+            create_app(store, settings, clock, hub=hub), host=settings.host, port=settings.port
+        )
 
     routes = {
         "runlater_executions": [pool_send.clone()],
@@ -180,6 +190,7 @@ def build_node(
                 lambda: Listener(
                     store.dsn,
                     routes,
+                    notices={"runlater_events": NoticeBox(events_send)},
                     timeouts=store.timeouts,
                     application_name=f"{store.application_name} listener",
                 ),
@@ -203,6 +214,7 @@ def build_node(
                     mailbox=mail_recv,
                 ),
             ),
+            ChildSpec("event_feeder", lambda: EventFeeder(store, hub, events_recv)),
             ChildSpec(
                 "heap_trimmer", lambda: HeapTrimmer(interval_s=settings.heap_trim_interval_s)
             ),
@@ -211,7 +223,7 @@ def build_node(
         policy,
         name="root",
     )
-    return Node(settings, store, supervisor, carry)
+    return Node(settings, store, supervisor, carry, hub)
 
 
 async def run_node(

@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from runlater.actors.backoff import Backoff
-from runlater.actors.messages import Wake, hint
+from runlater.actors.messages import Notice, NoticeBox, Wake, hint
 from runlater.errors import StoreUnavailable
 from runlater.store import bridge
 from runlater.store.session import DEFAULT_TIMEOUTS, DbTimeouts
@@ -37,11 +37,13 @@ class Listener:
         dsn: str,
         routes: dict[str, list[trio.MemorySendChannel[Wake]]],
         *,
+        notices: dict[str, NoticeBox] | None = None,
         timeouts: DbTimeouts = DEFAULT_TIMEOUTS,
         application_name: str = "runlater listener",
     ) -> None:
         self.dsn = dsn
         self.routes = routes
+        self.notices = notices or {}
         self.timeouts = timeouts
         self.application_name = application_name
         self.connected = trio.Event()
@@ -52,11 +54,16 @@ class Listener:
         for channels in self.routes.values():
             for channel in channels:
                 hint(channel, Wake(reason))
+        for box in self.notices.values():
+            box.put(Notice(None))  # what was sent while not listening is lost
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         # Called on the asyncio side, which trio-asyncio runs inside this trio thread.
         for target in self.routes.get(channel, ()):
             hint(target, Wake(f"notify {channel} {payload}".rstrip()))
+        box = self.notices.get(channel)
+        if box is not None:
+            box.put(Notice(payload))
 
     async def run_once(self) -> None:
         """Connect, listen until the connection is lost; raises StoreUnavailable then."""
@@ -64,7 +71,7 @@ class Listener:
         lost = trio.Event()
         try:
             conn.add_termination_listener(lambda _c: lost.set())
-            for channel in self.routes:
+            for channel in {*self.routes, *self.notices}:
                 await bridge.call(
                     conn.add_listener,
                     channel,

@@ -23,3 +23,32 @@ def hint(channel: trio.MemorySendChannel[Wake], message: Wake) -> None:
     """Send a droppable hint: a full mailbox already has a wake-up pending, a closed one is gone."""
     with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         channel.send_nowait(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A NOTIFY's payload for an actor that needs it (the event feeder). ``payload`` None:
+    notifications may have been missed (the Listener connected again, or this mailbox was
+    full), so whoever relies on them must start afresh."""
+
+    payload: str | None
+
+
+class NoticeBox:
+    """A bounded mailbox of notices whose overflow is not silent: when a notice does not fit,
+    the next one to fit is ``Notice(None)``."""
+
+    def __init__(self, send: trio.MemorySendChannel[Notice]) -> None:
+        self.send = send
+        self.missed = False
+
+    def put(self, notice: Notice) -> None:
+        try:
+            if self.missed:
+                self.send.send_nowait(Notice(None))
+                self.missed = False
+            self.send.send_nowait(notice)
+        except trio.WouldBlock:
+            self.missed = True
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass

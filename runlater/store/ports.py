@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from runlater.events import Event
 from runlater.store.bulk import Decide, TaskSyncResult
 from runlater.store.mail import MailResult
 from runlater.store.mail import OutgoingMail as Mail
@@ -184,6 +185,12 @@ class PeopleStore(Protocol):
     ) -> Row | None: ...
 
 
+class EventReadStore(Protocol):
+    """The event feeder."""
+
+    async def read_events(self, kind: str, ids: list[Any]) -> list[Event]: ...
+
+
 class WebStore(TaskStore, PeopleStore, Protocol):
     """The web layer: the API's reads and changes besides the task service's, authentication,
     request transactions, readiness and metrics."""
@@ -272,6 +279,7 @@ class NodeStore(
     ScheduleStore,
     CallbackStore,
     MailStore,
+    EventReadStore,
     LeaseStore,
     RetentionStore,
     WebStore,

@@ -18,6 +18,7 @@ from runlater.store import bridge
 from runlater.store.access import AccessStore
 from runlater.store.base import fetch, fetchrow, fetchval
 from runlater.store.bulk import BulkStore
+from runlater.store.events import EventStore
 from runlater.store.mail import MailStore
 from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
 from runlater.store.people import MembersStore
@@ -110,7 +111,7 @@ async def _bootstrap(
 # ---------------------------------------------------------------------------- the trio API
 
 
-class Store(MembersStore, QueueStore, UsageStore, BulkStore, AccessStore, MailStore):
+class Store(EventStore, MembersStore, QueueStore, UsageStore, BulkStore, AccessStore, MailStore):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 
     # -- health and schema

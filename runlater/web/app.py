@@ -26,10 +26,11 @@ from runlater.errors import (
     StoreUnavailable,
     TransientConflict,
 )
+from runlater.events import Hub
 from runlater.schemas.common import Health, Readiness
 from runlater.store.ports import WebStore
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
-from runlater.web import access_log, auth, openapi, pages, ratelimit, transaction
+from runlater.web import access_log, auth, live, openapi, pages, ratelimit, transaction
 from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
 from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
@@ -66,9 +67,15 @@ def _size(limit: int) -> str:
 
 
 def create_app(
-    store: WebStore, settings: Settings, clock: Clock, resolver: Resolver | None = None
+    store: WebStore,
+    settings: Settings,
+    clock: Clock,
+    resolver: Resolver | None = None,
+    *,
+    hub: Hub | None = None,
 ) -> transaction.RunlaterApp:
-    """``resolver``: how URL checks resolve names (tests inject answers; default: the system)."""
+    """``resolver``: how URL checks resolve names (tests inject answers; default: the system).
+    ``hub``: the node's live events (a node passes its own; default: one of the app's own)."""
     # No app-wide static route: the pages serve their own assets (web/pages/static).
     app = transaction.RunlaterApp("runlater", static_folder=None)
     urls = UrlPolicy(allow_private=settings.allow_private_targets, resolver=resolver)
@@ -83,6 +90,7 @@ def create_app(
         tasks=TaskService(store, urls, clock),
         people=PeopleService(store, settings),
         api_keys=ApiKeyCache(seconds),
+        hub=hub if hub is not None else Hub(),
     )
     app.request_class = SizedRequest
     access_log.install(app)  # first: its line is written after every other hook has run
@@ -118,6 +126,7 @@ def create_app(
     api.register_blueprint(queues.bp)
     app.register_blueprint(api)
     pages.install(app, seconds)  # the dashboard, at the root
+    live.install(app)  # websockets: /api/v1/live and /live
 
     @app.get("/health")
     @openapi.public

@@ -43,14 +43,9 @@ async def _owner(key_id: str, secret: str) -> ApiKeyOwner | None:
     return owner
 
 
-async def authenticate() -> None:
-    # Read the whole body before any early answer: hypercorn leaves a keep-alive connection
-    # hanging when the response completes before the request body has arrived (seen as a
-    # client timeout right after fast 401/503 answers).
-    await request.get_data(cache=True)
-    if request.path in PUBLIC_PATHS:
-        return
-    header = request.headers.get("Authorization", "")
+async def key_owner(header: str) -> ApiKeyOwner:
+    """The owner of a valid, unrevoked key in an ``Authorization`` header; raises ApiError
+    401 otherwise (also for the live websocket, where no ``request`` exists)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("missing API key: send 'Authorization: Bearer <key>'")
@@ -60,6 +55,17 @@ async def authenticate() -> None:
     owner = await _owner(*parts)
     if owner is None or owner.revoked or not apikeys.secret_matches(parts[1], owner.key_hash):
         raise _unauthorized("unknown or revoked API key")
+    return owner
+
+
+async def authenticate() -> None:
+    # Read the whole body before any early answer: hypercorn leaves a keep-alive connection
+    # hanging when the response completes before the request body has arrived (seen as a
+    # client timeout right after fast 401/503 answers).
+    await request.get_data(cache=True)
+    if request.path in PUBLIC_PATHS:
+        return
+    owner = await key_owner(request.headers.get("Authorization", ""))
     g.org_id = owner.organization_id
     g.api_key_id = owner.key_row_id
 

@@ -10,6 +10,7 @@ from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
+from runlater.events import Hub
 from runlater.store.ports import WebStore
 from runlater.web.keycache import ApiKeyCache
 
@@ -24,6 +25,7 @@ class Services:
     tasks: TaskService
     people: PeopleService
     api_keys: ApiKeyCache
+    hub: Hub
 
 
 def services() -> Services:

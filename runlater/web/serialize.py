@@ -62,6 +62,11 @@ def _value(value: Any) -> Any:
     return value
 
 
+def value(raw: Any) -> Any:
+    """A column's value as JSON shows it (UUIDs and times as strings)."""
+    return _value(raw)
+
+
 def pick(row: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
     return {name: _value(row.get(name)) for name in fields}
 

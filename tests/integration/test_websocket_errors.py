@@ -19,13 +19,14 @@ from runlater.web.server import WebServer
 @pytest.mark.parametrize(
     ("path", "status", "code"),
     [
-        ("/api/v1/live", 404, "not_found"),
+        ("/api/v1/livez", 404, "not_found"),
+        ("/api/v1/live", 401, "unauthorized"),  # the live route without an API key
         ("/nope", 404, "not_found"),
         # An HTTP route: the upgrade is a GET with the wrong protocol, as routing sees it.
         ("/api/v1/tasks", 405, "method_not_allowed"),
     ],
 )
-async def test_a_websocket_upgrade_without_a_websocket_route_gets_a_json_4xx(
+async def test_a_refused_websocket_upgrade_gets_a_json_4xx(
     store: Store, path: str, status: int, code: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     web = WebServer(create_app(store, Settings(), SystemClock()), host="127.0.0.1", port=0)

@@ -118,11 +118,11 @@ def same_origin() -> None:
     """``before_request``: a POST from anywhere but the base URL's origin is refused."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
-    expected = _origin(services().settings.public_base_url)
+    expected = origin_of(services().settings.public_base_url)
     sent = request.headers.get("Origin")
     if sent is None or sent == "null":
         referer = request.headers.get("Referer")
-        sent = _origin(referer) if referer else None
+        sent = origin_of(referer) if referer else None
     if sent is None or sent.rstrip("/") != expected:
         raise Refused(
             "This request did not come from a page of this server, so it was refused. "
@@ -130,7 +130,8 @@ def same_origin() -> None:
         )
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` (the default port left out), as browsers send it."""
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     port = f":{parts.port}" if parts.port and parts.port != default else ""

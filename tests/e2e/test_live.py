@@ -1,0 +1,234 @@
+"""Live events over websockets against a real ``runlater serve`` (docs/api.md, "Live events"):
+the hello frame, events after their commit, the ``?types=`` filter, organization isolation,
+credentials, the Origin check, overflow, and events of work another node did."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
+
+from runlater import apikeys
+from runlater.domain.people import new_token
+from runlater.store.postgres import Store
+from tests.helpers.db import raw_connection, sql
+from tests.helpers.factories import once_task
+from tests.helpers.process import Serve, api, base_env, bootstrap, free_port
+from tests.helpers.sink import serve_sink
+
+pytestmark = pytest.mark.slow
+WAIT_S = 15
+
+
+def ws_url(node: Serve, path: str) -> str:
+    return node.url.replace("http://", "ws://") + path
+
+
+async def next_frame(ws: WebSocketConnection, timeout_s: float = WAIT_S) -> dict[str, Any]:
+    with trio.fail_after(timeout_s):
+        found: dict[str, Any] = json.loads(await ws.get_message())
+        return found
+
+
+async def frames_until(
+    ws: WebSocketConnection, done: Any, timeout_s: float = WAIT_S
+) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    with trio.fail_after(timeout_s):
+        while not done(seen):
+            seen.append(json.loads(await ws.get_message()))
+    return seen
+
+
+def bearer(key: str) -> list[tuple[bytes, bytes]]:
+    return [(b"Authorization", f"Bearer {key}".encode())]
+
+
+@pytest.fixture
+def node(database_url: str) -> Any:
+    port = free_port()
+    env = base_env(
+        RUNLATER_DATABASE_URL=database_url,
+        RUNLATER_BASE_URL=f"http://127.0.0.1:{port}",
+        RUNLATER_LIVE_MAX_PER_ORG="3",
+    )
+    serve = Serve(env, port=port).start()
+    try:
+        yield serve, env
+    finally:
+        serve.stop()
+
+
+async def test_a_program_sees_its_tasks_and_executions_live_and_nothing_of_another_org(
+    node: Any,
+) -> None:
+    serve, env = node
+    key_a = bootstrap(env, "Acme")
+    key_b = bootstrap(env, "Globex")
+    async with (
+        serve_sink() as sink,
+        open_websocket_url(ws_url(serve, "/api/v1/live"), extra_headers=bearer(key_a)) as a,
+        open_websocket_url(
+            ws_url(serve, "/api/v1/live?types=task.created"), extra_headers=bearer(key_b)
+        ) as b,
+    ):
+        hello = await next_frame(a)
+        assert hello["type"] == "hello" and UUID(hello["org_id"])
+        assert (await next_frame(b))["type"] == "hello"
+        created = await trio.to_thread.run_sync(
+            lambda: api(serve, key_a, "POST", "/tasks", json={"url": f"{sink.url}/a"})
+        )
+        assert created.status_code == 202, created.text
+        task_id = created.json()["data"]["task_id"]
+        seen = await frames_until(
+            a,
+            lambda fs: any(
+                f["type"] == "execution.finished" and f["data"]["task_id"] == task_id for f in fs
+            ),
+        )
+        types = [f["type"] for f in seen]
+        assert types.index("task.created") < types.index("execution.started")
+        assert types.index("execution.started") < types.index("execution.finished")
+        finished = next(f for f in seen if f["type"] == "execution.finished")
+        assert finished["data"]["status"] == "success" and finished["data"]["status_code"] == 200
+        assert set(finished["data"]) == {
+            "execution_id",
+            "task_id",
+            "status",
+            "status_code",
+            "duration_ms",
+            "attempt",
+            "scheduled_for",
+            "finished_at",
+            "queue",
+        }
+        ids = [int(f["id"]) for f in seen]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)  # increasing
+        task = next(f for f in seen if f["type"] == "task.created")
+        assert task["data"]["id"] == task_id and task["data"]["url"] == f"{sink.url}/a"
+        # Globex heard nothing of Acme; its own task (and only task.created) arrives.
+        await trio.to_thread.run_sync(
+            lambda: api(serve, key_b, "POST", "/tasks", json={"url": f"{sink.url}/b"})
+        )
+        theirs = await next_frame(b)
+        assert theirs["type"] == "task.created" and theirs["data"]["url"] == f"{sink.url}/b"
+
+
+async def test_credentials_are_required_and_a_revoked_key_is_closed(node: Any) -> None:
+    serve, env = node
+    key = bootstrap(env, "Acme")
+    no_key: list[tuple[bytes, bytes]] = []
+    for headers in (no_key, bearer("pk_live_x.sk_live_y"), bearer(apikeys.generate().full)):
+        with pytest.raises(HandshakeError) as refused:
+            async with open_websocket_url(ws_url(serve, "/api/v1/live"), extra_headers=headers):
+                pass
+        assert getattr(refused.value, "status_code", 401) == 401
+    with pytest.raises(HandshakeError):  # an unknown event type
+        async with open_websocket_url(
+            ws_url(serve, "/api/v1/live?types=nope"), extra_headers=bearer(key)
+        ):
+            pass
+    second = await trio.to_thread.run_sync(
+        lambda: api(serve, key, "POST", "/api-keys", json={"name": "to revoke"})
+    )
+    doomed = second.json()["data"]
+    async with open_websocket_url(
+        ws_url(serve, "/api/v1/live"), extra_headers=bearer(doomed["key"])
+    ) as ws:
+        assert (await next_frame(ws))["type"] == "hello"
+        revoked = await trio.to_thread.run_sync(
+            lambda: api(serve, key, "DELETE", f"/api-keys/{doomed['id']}")
+        )
+        assert revoked.status_code == 204
+        with trio.fail_after(WAIT_S), pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await ws.get_message()
+        assert closed.value.reason is not None and closed.value.reason.code == 1008
+
+
+async def test_the_connection_limit_per_organization_refuses_with_a_reason(node: Any) -> None:
+    serve, env = node
+    key = bootstrap(env, "Acme")
+    url = ws_url(serve, "/api/v1/live")
+    async with (
+        open_websocket_url(url, extra_headers=bearer(key)) as w1,
+        open_websocket_url(url, extra_headers=bearer(key)) as w2,
+        open_websocket_url(url, extra_headers=bearer(key)) as w3,
+    ):
+        for ws in (w1, w2, w3):
+            assert (await next_frame(ws))["type"] == "hello"
+        with pytest.raises(HandshakeError) as refused:
+            async with open_websocket_url(url, extra_headers=bearer(key)):
+                pass
+        body = getattr(refused.value, "body", b"") or b""
+        assert getattr(refused.value, "status_code", None) == 429
+        assert b"RUNLATER_LIVE_MAX_PER_ORG" in body
+
+
+async def test_the_pages_socket_checks_origin_and_session(node: Any, store: Store) -> None:
+    serve, env = node
+    bootstrap(env, "Acme")
+    link, session = new_token(), new_token()
+    assert await store.issue_login_token("owner@acme.test", link[1], 900)
+    assert await store.sign_in(link[1], session[1], "c" * 43, 3600) is not None
+    cookie = (b"Cookie", f"runlater_session={session[0]}".encode())
+    for headers in (
+        [(b"Origin", b"https://evil.example"), cookie],  # a foreign page
+        [(b"Origin", serve.url.encode())],  # no session
+        [cookie],  # no Origin: not a browser page
+    ):
+        with pytest.raises(HandshakeError) as refused:
+            async with open_websocket_url(ws_url(serve, "/live"), extra_headers=headers):
+                pass
+        assert getattr(refused.value, "status_code", None) in (401, 403)
+    async with open_websocket_url(
+        ws_url(serve, "/live"), extra_headers=[(b"Origin", serve.url.encode()), cookie]
+    ) as ws:
+        hello = await next_frame(ws)
+        assert hello["type"] == "hello"
+
+
+async def test_events_of_work_another_node_did_reach_this_nodes_clients(
+    node: Any, database_url: str, store: Store
+) -> None:
+    """Node B is another database session here: it takes an execution (status running, its
+    lease) and records the outcome, as a node's pool does. Its commits reach node A's clients
+    through Postgres's NOTIFY and node A's Listener. The execution is due in an hour, so node
+    A's own pool never touches it."""
+    serve, env = node
+    key = bootstrap(env, "Acme")
+    org = await trio.to_thread.run_sync(lambda: api(serve, key, "GET", "/org"))
+    org_id = UUID(org.json()["data"]["id"])
+    row = await store.insert_task(org_id, once_task("http://127.0.0.1:9/x"), 3600)
+    execution = row["execution_id"]
+    async with open_websocket_url(
+        ws_url(serve, "/api/v1/live?types=execution.started,execution.finished"),
+        extra_headers=bearer(key),
+    ) as ws:
+        assert (await next_frame(ws))["type"] == "hello"
+        async with raw_connection(database_url) as b:
+            await sql(
+                b,
+                "update executions set status = 'running', started_at = now(),"
+                " lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 hour',"
+                " leased_by = 'node-b' where id = $1",
+                execution,
+            )
+            started = await next_frame(ws)
+            assert started["type"] == "execution.started"
+            assert started["data"]["execution_id"] == str(execution)
+            await sql(
+                b,
+                "update executions set status = 'success', status_code = 200, duration_ms = 7,"
+                " finished_at = now(), lease_token = null, lease_expires_at = null"
+                " where id = $1",
+                execution,
+            )
+        finished = await next_frame(ws)
+        assert finished["type"] == "execution.finished"
+        assert finished["data"]["execution_id"] == str(execution)
+        assert finished["data"]["status"] == "success" and finished["data"]["duration_ms"] == 7
