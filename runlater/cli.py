@@ -19,7 +19,6 @@ from functools import partial
 from typing import Any
 
 import trio
-import trio_asyncio
 
 from runlater import __version__, apikeys
 from runlater.config import Settings, load_settings
@@ -28,6 +27,7 @@ from runlater.errors import InvalidInput, RunlaterError, SupervisorGaveUp
 from runlater.logs import setup_logging
 from runlater.node import OutboundFactory, outbound_transport, run_node
 from runlater.receive import check_secret, receive
+from runlater.store import bridge
 from runlater.store.embedded import EmbeddedPostgres, default_data_dir
 from runlater.store.postgres import Store
 
@@ -58,7 +58,7 @@ def database(settings: Settings) -> Iterator[str]:
 
 
 async def _serve(settings: Settings, dsn: str, outbound: OutboundFactory) -> None:
-    async with trio_asyncio.open_loop(), trio.open_nursery() as nursery:
+    async with bridge.open_loop(), trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         await nursery.start(partial(run_node, settings, dsn, outbound=outbound))
         print(
@@ -75,7 +75,7 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
 
 
 async def _with_store(dsn: str, action: Any) -> Any:
-    async with trio_asyncio.open_loop():
+    async with bridge.open_loop():
         store = await Store.open(dsn, pool_size=2)
         try:
             return await action(store)

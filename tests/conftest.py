@@ -17,8 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import trio
-import trio_asyncio
 
+from runlater.store import bridge
 from runlater.store.embedded import create_throwaway_cluster
 from runlater.store.migrate import apply_migrations
 from runlater.store.postgres import Store
@@ -182,7 +182,7 @@ def database_url(pg_server_dsn: str, clone_pool: ClonePool) -> Iterator[str]:
 
 @pytest.fixture
 async def aio_loop() -> AsyncIterator[object]:
-    async with trio_asyncio.open_loop() as loop:
+    async with bridge.open_loop() as loop:
         yield loop
 
 

@@ -57,6 +57,11 @@ class TaskService:
         """Delete a task; its pending executions are cancelled (their count is returned)."""
         return await self.store.delete_task(org_id, task_id)
 
+    async def trigger(self, org_id: UUID, task_id: UUID) -> Row:
+        """Run a task now, as a new execution (also when it is disabled); the plan's monthly
+        limit applies (the store raises LimitExceeded)."""
+        return await self.store.trigger_task(org_id, task_id)
+
     async def create_batch(self, org_id: UUID, payload: dict[str, Any]) -> Accepted[Row]:
         """One-time tasks in one queue, one per item body, in one insert: ``queue``,
         ``created``, ``scheduled_for``, and the ``task_ids`` and ``execution_ids`` in item

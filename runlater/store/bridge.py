@@ -436,3 +436,28 @@ async def call(
             raise mapped from exc
     assert scope.cancelled_caught
     raise DeadlineExceeded(f"database unavailable: no answer within {deadline_s:g} s")
+
+
+def _log_unhandled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    exc = context.get("exception")
+    log.warning(
+        "asyncio: %s error=%s: %s",
+        context.get("message", "unhandled error"),
+        type(exc).__name__ if exc is not None else "-",
+        exc,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
+    """The asyncio loop (trio-asyncio) the driver runs on, for a node or a command.
+
+    trio-asyncio raises every error asyncio reports as unhandled into its own nursery, which
+    ends the loop and with it the node. asyncpg reports some after a connection is lost under an
+    operation we already gave up on ("Future exception was never retrieved:
+    ConnectionError('unexpected connection_lost() call')", seen during a network black hole):
+    that operation's caller already got StoreUnavailable, so here such reports are logged.
+    """
+    async with trio_asyncio.open_loop() as loop:
+        loop.set_exception_handler(_log_unhandled)
+        yield loop

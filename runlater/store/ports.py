@@ -117,6 +117,8 @@ class TaskStore(Protocol):
 
     async def delete_task(self, org_id: UUID, task_id: UUID) -> int: ...
 
+    async def trigger_task(self, org_id: UUID, task_id: UUID) -> Row: ...
+
     async def insert_batch(
         self, org_id: UUID, task: dict[str, Any], delay_s: float | None, bodies: Sequence[Any]
     ) -> Row: ...
@@ -268,6 +270,19 @@ class WebStore(TaskStore, PeopleStore, Protocol):
     async def rename_organization(self, org_id: UUID, name: str) -> Row: ...
 
     async def set_organization_tier(self, org_id: UUID, tier: str) -> Row: ...
+
+    async def search_tasks(
+        self,
+        org_id: UUID,
+        *,
+        text: str | None,
+        schedule_type: str | None,
+        queue: str | None,
+        status: str | None,
+        enabled: bool | None,
+        limit: int,
+        offset: int,
+    ) -> list[Row]: ...
 
     async def search_audit_log(
         self, org_id: UUID, *, action: str | None, actor_type: str | None, limit: int, offset: int

@@ -195,6 +195,32 @@ class Store(EventStore, MembersStore, QueueStore, UsageStore, BulkStore, AccessS
             fetch, Q.list_tasks, org_id, schedule_type, queue, status, limit, offset
         )
 
+    async def search_tasks(
+        self,
+        org_id: UUID,
+        *,
+        text: str | None,
+        schedule_type: str | None,
+        queue: str | None,
+        status: str | None,
+        enabled: bool | None,
+        limit: int,
+        offset: int,
+    ) -> list[Row]:
+        """The dashboard's task list: a piece of name or URL, and filters (None = any)."""
+        return await self._run(
+            fetch,
+            Q.search_tasks,
+            org_id,
+            text,
+            schedule_type,
+            queue,
+            status,
+            enabled,
+            limit,
+            offset,
+        )
+
     async def update_task(self, org_id: UUID, task_id: UUID, plan: Any) -> Row:
         """``plan(current) -> dict of changed columns`` runs while the row is locked."""
         row = await self._run(update_task_row, org_id, task_id, plan)

@@ -13,12 +13,12 @@ from types import TracebackType
 from typing import Any
 
 import trio
-import trio_asyncio
 
 from runlater import apikeys
 from runlater.clock import SystemClock
 from runlater.config import Settings
 from runlater.delivery.resolver import IPAddress
+from runlater.store import bridge
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
 from runlater.web.server import WebServer
@@ -109,7 +109,7 @@ class ServerThread:
     async def _serve(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
-        async with trio_asyncio.open_loop():
+        async with bridge.open_loop():
             store = await Store.open(self.database_url, pool_size=4)
             try:
                 _, key = await make_org(store, "Fuzz", "pro")

@@ -12,7 +12,7 @@ from runlater.config import Settings
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
 from tests.helpers.dashboard import Visitor, sign_in
-from tests.helpers.factories import make_org
+from tests.helpers.factories import make_org, once_task
 
 # Routes whose path holds a secret token, not an organization's id (their own tests cover
 # them), and the static assets.
@@ -26,6 +26,10 @@ async def snapshot(store: Store, org: Any) -> dict[str, Any]:
         "invitations": await store.list_invitations(org),
         "keys": await store.list_api_keys(org, limit=100, offset=0),
         "org": await store.get_organization(org),
+        "tasks": await store.list_tasks(
+            org, schedule_type=None, queue=None, status=None, limit=100, offset=0
+        ),
+        "queues": await store.list_queues(org),
     }
 
 
@@ -40,7 +44,14 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
     await theirs.submit("/members", "/members/invite", {"email": "z@globex.test", "role": "admin"})
     [invitation] = await store.list_invitations(globex)
     [key, *_] = await store.list_api_keys(globex, limit=10, offset=0)
-    ids = {"user_id": globex_owner, "key_id": key["id"], "invitation_id": invitation["id"]}
+    await store.set_queue_paused(globex, "theirs", False)
+    task = await store.insert_task(globex, once_task("https://example.com/x"), 3600)
+    ids = {
+        "user_id": globex_owner,
+        "key_id": key["id"],
+        "invitation_id": invitation["id"],
+        "name": "theirs",
+    }
     before = await snapshot(store, globex)
 
     mine = Visitor(app.test_client())
@@ -61,7 +72,15 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
             assert page.status == 404, (method, path, page.status)
             tried.append((method, rule.rule))
     assert len(tried) >= 4, tried
-    # An id in a form: switching to an organization one is not a member of.
+    # Ids in a form: a bulk action on another organization's task, and switching to an
+    # organization one is not a member of.
+    for action in ("enable", "disable", "run", "delete"):
+        page = await mine.post(
+            "/tasks/bulk",
+            {"action": action, "task_id": str(task["id"])},
+            csrf=(await mine.get("/tasks")).csrf,
+        )
+        assert page.status == 404, (action, page.status)
     page = await mine.post(
         "/organizations/switch", {"organization_id": str(globex)}, csrf=(await mine.get("/")).csrf
     )

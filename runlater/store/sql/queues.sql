@@ -1,8 +1,11 @@
 -- name: list_queues
--- The organization's queues by name, with how many executions wait in each and run now.
+-- The organization's queues by name, with how many executions wait in each and run now, and
+-- since when the oldest due one waits (the dashboard shows its age).
 select q.name, q.paused,
        count(e.id) filter (where e.status = 'pending') as pending,
-       count(e.id) filter (where e.status = 'running') as running
+       count(e.id) filter (where e.status = 'running') as running,
+       min(e.scheduled_for) filter (where e.status = 'pending' and e.scheduled_for <= now())
+           as oldest_due
 from queues q
 left join executions e
     on e.organization_id = q.organization_id and e.queue = q.name

@@ -192,3 +192,17 @@ with cancelled as (
     returning e.id
 )
 select count(*) from cancelled
+
+-- name: search_tasks
+-- The dashboard's task list: $2 a piece of the name or URL (case-insensitive) or null,
+-- $3 schedule_type, $4 queue ('' = none), $5 last execution status, $6 enabled; null = any.
+select *, count(*) over () as total
+from task_view
+where organization_id = $1
+  and ($2::text is null or name ilike '%' || $2 || '%' or url ilike '%' || $2 || '%')
+  and ($3::text is null or schedule_type = $3)
+  and ($4::text is null or ($4 = '' and queue is null) or queue = $4)
+  and ($5::text is null or last_execution_status = $5)
+  and ($6::bool is null or enabled = $6)
+order by coalesce(last_execution_at, updated_at) desc, id desc
+limit $7 offset $8

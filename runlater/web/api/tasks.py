@@ -134,7 +134,7 @@ async def delete_task(task_id: str) -> Any:
 @openapi.errors("limit_exceeded")
 async def trigger_task(task_id: str) -> Any:
     """Run a task now, as a new execution (also when the task is disabled)."""
-    row = await _store().trigger_task(org_id(), parse_id(task_id, "task"))
+    row = await services().tasks.trigger(org_id(), parse_id(task_id, "task"))
     data = {
         "execution_id": str(row["id"]),
         "status": row["status"],

@@ -30,6 +30,12 @@ FLASH: dict[str, str] = {
     "left": "You left the organization.",
     "joined": "Welcome! You joined the organization.",
     "signed_in": "You are signed in.",
+    "bulk_enable": "The selected tasks are enabled.",
+    "bulk_disable": "The selected tasks are disabled.",
+    "bulk_run": "The selected tasks run now.",
+    "bulk_delete": "The selected tasks are deleted; their pending runs are cancelled.",
+    "queue_paused": "The queue is paused: its items wait until it is resumed.",
+    "queue_resumed": "The queue is resumed.",
 }
 STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
 

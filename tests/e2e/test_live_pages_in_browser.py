@@ -1,0 +1,93 @@
+"""Live pages in a real headless Chromium against a real server: a task created through the API
+appears on the open tasks page without a reload; a queue paused in one browser shows as paused
+in another; after the server is killed and restarted the page reconnects by itself, says so and
+shows the current state. Screenshots go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Browser, expect
+
+from tests.e2e.test_dashboard_in_browser import (  # one browser per module, same helpers
+    bootstrap_link,
+    browser,  # noqa: F401 (the fixture)
+    node_env,
+    shot,
+    sign_in_by_link,
+)
+from tests.helpers.process import Serve, api, bootstrap, free_port
+
+LIVE_TIMEOUT_MS = 10_000
+
+
+def test_tasks_and_queues_update_live_and_the_page_survives_a_server_restart(
+    browser: Browser,  # noqa: F811
+    database_url: str,
+) -> None:
+    port = free_port()
+    env = node_env(database_url, port)
+    link = bootstrap_link(env, "Acme", "owner@acme.test")
+    key = bootstrap(env, "Acme")  # a second key: "a program" that creates tasks
+    serve = Serve(env, port=port).start()
+    try:
+        first = browser.new_context()
+        page = first.new_page()
+        sign_in_by_link(page, link)
+        page.goto(serve.url + "/tasks")
+        expect(page.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        created = api(
+            serve,
+            key,
+            "POST",
+            "/tasks",
+            json={
+                "name": "created elsewhere",
+                "url": "https://example.com/hook",
+                "delay": "1h",
+                "queue": "imports",
+            },
+        )
+        assert created.status_code == 202, created.text
+        expect(page.get_by_text("created elsewhere")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        shot(page, "20-tasks-live")
+
+        # Two browsers on the queues page; one pauses, the other sees it.
+        second = browser.new_context(storage_state=first.storage_state())
+        other = second.new_page()
+        other.goto(serve.url + "/queues")
+        expect(other.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        page.goto(serve.url + "/queues")
+        page.get_by_role("button", name="Pause imports").click()
+        expect(page.get_by_role("status").filter(has_text="The queue is paused")).to_be_visible()
+        expect(other.locator('tr[data-queue="imports"] .queue-state')).to_have_text(
+            "paused", timeout=LIVE_TIMEOUT_MS
+        )
+        shot(other, "21-queues-live-paused")
+
+        # Kill the server; change something meanwhile; start it again on the same port.
+        other.goto(serve.url + "/tasks")
+        expect(other.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        serve.kill()
+        expect(other.locator("html[data-live=reconnecting]")).to_have_count(
+            1, timeout=LIVE_TIMEOUT_MS
+        )
+        shot(other, "22-reconnecting")
+        serve = Serve(env, port=port).start()
+        created = api(
+            serve,
+            key,
+            "POST",
+            "/tasks",
+            json={
+                "name": "made while you were away",
+                "url": "https://example.com/x",
+                "delay": "1h",
+            },
+        )
+        assert created.status_code == 202
+        expect(other.get_by_text("Reconnected.")).to_be_visible(timeout=20_000)
+        expect(other.get_by_text("made while you were away")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        shot(other, "23-reconnected")
+        first.close()
+        second.close()
+    finally:
+        serve.stop()
