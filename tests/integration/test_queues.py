@@ -363,15 +363,23 @@ async def test_pause_stops_claims_and_resume_restarts_them(store: Store) -> None
     }
     await succeed(store, [running])  # the running one finishes
     assert await claim(store) == []
-    assert await store.list_queues(org) == [
+    assert await queue_counts(store, org) == [
         {"name": "q", "paused": True, "pending": 1, "running": 0}
     ]
     assert (await store.get_execution(org, second))["status"] == "pending"
     resumed = await store.set_queue_paused(org, "q", False)
     assert resumed == {"name": "q", "paused": False, "notified": 1}
     assert [c.id for c in await claim(store)] == [second]
-    assert await store.list_queues(org) == [
+    assert await queue_counts(store, org) == [
         {"name": "q", "paused": False, "pending": 0, "running": 1}
+    ]
+
+
+async def queue_counts(store: Store, org: UUID) -> list[dict[str, Any]]:
+    """list_queues without the oldest due time (a moment the test does not fix)."""
+    return [
+        {k: q[k] for k in ("name", "paused", "pending", "running")}
+        for q in await store.list_queues(org)
     ]
 
 
@@ -601,7 +609,7 @@ async def test_one_statement_inserting_tasks_and_executions_gets_queues_and_orde
         URL,
     )
     assert rows == [{"executions": 5, "tasks": 5}]
-    assert await store.list_queues(org) == [
+    assert await queue_counts(store, org) == [
         {"name": "batch", "paused": False, "pending": 5, "running": 0}
     ]
     ran = []
