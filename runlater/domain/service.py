@@ -62,6 +62,11 @@ class TaskService:
         limit applies (the store raises LimitExceeded)."""
         return await self.store.trigger_task(org_id, task_id)
 
+    async def retry(self, org_id: UUID, execution_id: UUID) -> Row:
+        """One more attempt of a failed or timed-out execution, in its retry chain (Conflict
+        for any other status or a chain at its last attempt)."""
+        return await self.store.retry_execution(org_id, execution_id)
+
     async def create_batch(self, org_id: UUID, payload: dict[str, Any]) -> Accepted[Row]:
         """One-time tasks in one queue, one per item body, in one insert: ``queue``,
         ``created``, ``scheduled_for``, and the ``task_ids`` and ``execution_ids`` in item

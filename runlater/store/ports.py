@@ -119,6 +119,8 @@ class TaskStore(Protocol):
 
     async def trigger_task(self, org_id: UUID, task_id: UUID) -> Row: ...
 
+    async def retry_execution(self, org_id: UUID, execution_id: UUID) -> Row: ...
+
     async def insert_batch(
         self, org_id: UUID, task: dict[str, Any], delay_s: float | None, bodies: Sequence[Any]
     ) -> Row: ...
@@ -283,6 +285,10 @@ class WebStore(TaskStore, PeopleStore, Protocol):
         limit: int,
         offset: int,
     ) -> list[Row]: ...
+
+    async def list_failures(self, org_id: UUID, limit: int) -> list[Row]: ...
+
+    async def count_retries_in_flight(self, org_id: UUID) -> int: ...
 
     async def search_audit_log(
         self, org_id: UUID, *, action: str | None, actor_type: str | None, limit: int, offset: int

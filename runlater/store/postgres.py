@@ -221,6 +221,14 @@ class Store(EventStore, MembersStore, QueueStore, UsageStore, BulkStore, AccessS
             offset,
         )
 
+    async def list_failures(self, org_id: UUID, limit: int) -> list[Row]:
+        """Failed and timed-out executions that end their retry chain, newest first."""
+        return await self._run(fetch, Q.list_failures, org_id, limit)
+
+    async def count_retries_in_flight(self, org_id: UUID) -> int:
+        found: int = await self._run(fetchval, Q.count_retries_in_flight, org_id)
+        return found
+
     async def update_task(self, org_id: UUID, task_id: UUID, plan: Any) -> Row:
         """``plan(current) -> dict of changed columns`` runs while the row is locked."""
         row = await self._run(update_task_row, org_id, task_id, plan)

@@ -81,6 +81,13 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
             csrf=(await mine.get("/tasks")).csrf,
         )
         assert page.status == 404, (action, page.status)
+    for field in ("execution_id", "shown_id"):
+        page = await mine.post(
+            "/failures/retry",
+            {field: str(task["execution_id"]), "all": "1" if field == "shown_id" else ""},
+            csrf=(await mine.get("/failures")).csrf,
+        )
+        assert page.status == 404, (field, page.status)
     page = await mine.post(
         "/organizations/switch", {"organization_id": str(globex)}, csrf=(await mine.get("/")).csrf
     )

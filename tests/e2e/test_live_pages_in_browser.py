@@ -14,7 +14,7 @@ from tests.e2e.test_dashboard_in_browser import (  # one browser per module, sam
     shot,
     sign_in_by_link,
 )
-from tests.helpers.process import Serve, api, bootstrap, free_port
+from tests.helpers.process import Serve, SinkProcess, api, bootstrap, free_port
 
 LIVE_TIMEOUT_MS = 10_000
 
@@ -91,3 +91,52 @@ def test_tasks_and_queues_update_live_and_the_page_survives_a_server_restart(
         second.close()
     finally:
         serve.stop()
+
+
+def test_failures_appear_live_and_a_bulk_retry_is_watched_as_it_runs(
+    browser: Browser,  # noqa: F811
+    database_url: str,
+) -> None:
+    port = free_port()
+    env = node_env(database_url, port)
+    link = bootstrap_link(env, "Acme", "owner@acme.test")
+    key = bootstrap(env, "Acme")
+    sink = SinkProcess()
+    serve = Serve(env, port=port).start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in_by_link(page, link)
+        page.goto(serve.url + "/failures")
+        expect(page.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        # Two host names for the one sink: a failing host is backed off for a while, and each
+        # task's retry should run at once.
+        for name, host in (("export orders", "127.0.0.1"), ("export invoices", "localhost")):
+            created = api(
+                serve,
+                key,
+                "POST",
+                "/tasks",
+                json={
+                    "name": name,
+                    "url": f"http://{host}:{sink.port}/status/500",
+                    "retry_attempts": 0,
+                },
+            )
+            assert created.status_code == 202, created.text
+        expect(page.locator("#failure-count")).to_contain_text(
+            "2 failed or timed-out executions", timeout=LIVE_TIMEOUT_MS
+        )
+        expect(page.get_by_text("HTTP 500 · 1 execution")).to_have_count(2)
+        shot(page, "24-failures-live")
+        page.get_by_role("button", name="Retry all 2 shown").click()
+        expect(page.get_by_role("status").filter(has_text="The retries are queued")).to_be_visible()
+        # The retries run and fail again: each chain's last attempt is now attempt 2, live.
+        attempts = page.locator("tr[data-execution] td:nth-child(4)")
+        expect(attempts).to_have_text(["2", "2"], timeout=LIVE_TIMEOUT_MS)
+        shot(page, "25-failures-after-retry")
+        assert len([r for r in sink.requests() if r["path"] == "/status/500"]) == 4
+        context.close()
+    finally:
+        serve.stop()
+        sink.close()

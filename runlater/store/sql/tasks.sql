@@ -206,3 +206,24 @@ where organization_id = $1
   and ($6::bool is null or enabled = $6)
 order by coalesce(last_execution_at, updated_at) desc, id desc
 limit $7 offset $8
+
+-- name: list_failures
+-- The dashboard's failures: failed and timed-out executions that are the last attempt of their
+-- retry chain (a chain retried since is not a failure any more), newest first.
+select e.id, e.task_id, t.name as task_name, t.method, t.url, e.status, e.status_code,
+       e.error_message, e.finished_at, e.attempt
+from executions e
+join tasks t on t.id = e.task_id
+where e.organization_id = $1 and e.status in ('failed', 'timeout')
+  and not exists (
+      select 1 from executions n
+      where n.organization_id = e.organization_id and n.task_id = e.task_id
+        and coalesce(n.root_execution_id, n.id) = coalesce(e.root_execution_id, e.id)
+        and n.attempt > e.attempt)
+order by e.finished_at desc, e.id desc
+limit $2
+
+-- name: count_retries_in_flight
+-- Retries (attempt 2 or later) of the organization not finished yet.
+select count(*) from executions
+where organization_id = $1 and attempt > 1 and status in ('pending', 'running')

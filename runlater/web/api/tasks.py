@@ -185,7 +185,7 @@ async def retry_execution(execution_id: str) -> Any:
     Any other status is 422 ``validation_error``.
     """
     try:
-        row = await _store().retry_execution(org_id(), parse_id(execution_id, "execution"))
+        row = await services().tasks.retry(org_id(), parse_id(execution_id, "execution"))
     except Conflict as exc:
         raise validation_error({"status": [str(exc)]}, str(exc)) from None
     data = {

@@ -15,7 +15,17 @@ from quart import Blueprint, Quart, g, request
 from runlater.errors import NotFound, StoreUnavailable, TransientConflict
 from runlater.store import transaction as store_transaction
 from runlater.web.context import services
-from runlater.web.pages import audit, guard, keys, members, org, queues, signin, tasks
+from runlater.web.pages import (
+    audit,
+    failures,
+    guard,
+    keys,
+    members,
+    org,
+    queues,
+    signin,
+    tasks,
+)
 from runlater.web.pages.limits import SignInLimits
 from runlater.web.pages.render import page
 from runlater.web.ratelimit import Seconds
@@ -42,7 +52,8 @@ def install(app: Quart, now: Seconds) -> None:
     bp.before_request(guard.same_origin)
     bp.before_request(guard.load_person)
     bp.before_request(_begin)
-    for child in (signin.bp, org.bp, members.bp, keys.bp, audit.bp, tasks.bp, queues.bp):
+    pages = (signin, org, members, keys, audit, tasks, queues, failures)
+    for child in (module.bp for module in pages):
         bp.register_blueprint(child)
 
     @bp.errorhandler(guard.Refused)

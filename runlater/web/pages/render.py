@@ -36,6 +36,7 @@ FLASH: dict[str, str] = {
     "bulk_delete": "The selected tasks are deleted; their pending runs are cancelled.",
     "queue_paused": "The queue is paused: its items wait until it is resumed.",
     "queue_resumed": "The queue is resumed.",
+    "retried": "The retries are queued; watch them run below.",
 }
 STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
 

@@ -1,6 +1,7 @@
 // Live pages: the part of a page marked data-live="event types" is fetched again (at most
 // every 300 ms) when one of those events arrives on the /live websocket. After a drop the page
-// reconnects with backoff (0.5 s .. 8 s), reloads what it shows and says "reconnected".
+// reconnects with backoff (0.5 s .. 8 s), reloads what it shows and says "reconnected". Each
+// connect (the first too) reloads once: events before the socket opened were not seen.
 // Times are shown in the viewer's time zone (UTC stays in the title). Without JavaScript the
 // pages work as they are, without the live part.
 (function () {
@@ -43,8 +44,10 @@
     var ws = new WebSocket(scheme + "//" + location.host + "/live?types=" + encodeURIComponent(region.dataset.live));
     ws.onopen = function () {
       delay = 500;
-      if (dropped) { say("Reconnected."); refresh(); setTimeout(function () { say(""); }, 4000); }
+      if (dropped) { say("Reconnected."); setTimeout(function () { say(""); }, 4000); }
       else { say(""); }
+      // Events between rendering this page and opening the socket were not seen: catch up.
+      refresh();
       document.documentElement.dataset.live = "connected";
     };
     ws.onmessage = function (message) {
