@@ -221,6 +221,10 @@ class Store(EventStore, MembersStore, QueueStore, UsageStore, BulkStore, AccessS
             offset,
         )
 
+    async def execution_chain(self, org_id: UUID, execution_id: UUID) -> list[Row]:
+        """The attempts of the execution's retry chain, first to last (empty: not found)."""
+        return await self._run(fetch, Q.execution_chain, org_id, execution_id)
+
     async def list_failures(self, org_id: UUID, limit: int) -> list[Row]:
         """Failed and timed-out executions that end their retry chain, newest first."""
         return await self._run(fetch, Q.list_failures, org_id, limit)

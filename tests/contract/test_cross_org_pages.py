@@ -51,6 +51,8 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
         "key_id": key["id"],
         "invitation_id": invitation["id"],
         "name": "theirs",
+        "task_id": task["id"],
+        "execution_id": task["execution_id"],
     }
     before = await snapshot(store, globex)
 

@@ -140,3 +140,46 @@ def test_failures_appear_live_and_a_bulk_retry_is_watched_as_it_runs(
     finally:
         serve.stop()
         sink.close()
+
+
+def test_run_now_on_a_task_page_and_the_execution_finishes_in_place(
+    browser: Browser,  # noqa: F811
+    database_url: str,
+) -> None:
+    port = free_port()
+    env = node_env(database_url, port)
+    link = bootstrap_link(env, "Acme", "owner@acme.test")
+    key = bootstrap(env, "Acme")
+    sink = SinkProcess()
+    serve = Serve(env, port=port).start()
+    try:
+        created = api(
+            serve,
+            key,
+            "POST",
+            "/tasks",
+            json={"name": "nightly sync", "url": f"{sink.url}/sync", "delay": "1h"},
+        )
+        assert created.status_code == 202, created.text
+        task_id = created.json()["data"]["task_id"]
+        context = browser.new_context()
+        page = context.new_page()
+        sign_in_by_link(page, link)
+        page.goto(f"{serve.url}/tasks/{task_id}")
+        expect(page.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        expect(page.locator("tr[data-execution]")).to_have_count(1)  # the one due in an hour
+        page.get_by_role("button", name="Run now").click()
+        expect(page.get_by_role("status").filter(has_text="run now")).to_be_visible()
+        rows = page.locator("tr[data-execution]")
+        expect(rows).to_have_count(2)
+        expect(rows.filter(has_text="success")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        shot(page, "26-task-run-now")
+        rows.filter(has_text="success").get_by_role("link").click()
+        expect(page.get_by_role("heading", name="Request")).to_be_visible()
+        expect(page.get_by_text("HTTP 200").first).to_be_visible()
+        shot(page, "27-execution")
+        assert [r["path"] for r in sink.requests()] == ["/sync"]
+        context.close()
+    finally:
+        serve.stop()
+        sink.close()

@@ -227,3 +227,13 @@ limit $2
 -- Retries (attempt 2 or later) of the organization not finished yet.
 select count(*) from executions
 where organization_id = $1 and attempt > 1 and status in ('pending', 'running')
+
+-- name: execution_chain
+-- Every attempt of an execution's retry chain, first to last.
+select c.id, c.attempt, c.status, c.status_code, c.scheduled_for, c.finished_at
+from executions e
+join executions c
+  on c.organization_id = e.organization_id and c.task_id = e.task_id
+ and coalesce(c.root_execution_id, c.id) = coalesce(e.root_execution_id, e.id)
+where e.organization_id = $1 and e.id = $2
+order by c.attempt, c.id

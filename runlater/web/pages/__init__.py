@@ -17,6 +17,7 @@ from runlater.store import transaction as store_transaction
 from runlater.web.context import services
 from runlater.web.pages import (
     audit,
+    detail,
     failures,
     guard,
     keys,
@@ -52,7 +53,7 @@ def install(app: Quart, now: Seconds) -> None:
     bp.before_request(guard.same_origin)
     bp.before_request(guard.load_person)
     bp.before_request(_begin)
-    pages = (signin, org, members, keys, audit, tasks, queues, failures)
+    pages = (signin, org, members, keys, audit, tasks, queues, failures, detail)
     for child in (module.bp for module in pages):
         bp.register_blueprint(child)
 
