@@ -46,6 +46,7 @@ class JanitorResult:
     host_backoffs_deleted: int = 0
     mails_deleted: int = 0
     sign_ins_deleted: int = 0  # sessions and sign-in links expired for a day
+    minutes_deleted: int = 0  # the home page's per-minute aggregate past 8 days
 
 
 class Janitor:
@@ -64,17 +65,19 @@ class Janitor:
         )
         mails = await self._drain(lambda: self.store.purge_mails(MAIL_DAYS, BATCH))
         sign_ins = await self.store.delete_expired_sign_ins()
-        if executions or keys or backoffs or mails or sign_ins:
+        minutes = await self._drain(lambda: self.store.delete_old_execution_minutes(BATCH))
+        if executions or keys or backoffs or mails or sign_ins or minutes:
             log.info(
                 "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d "
-                "mails=%d sign_ins=%d",
+                "mails=%d sign_ins=%d execution_minutes=%d",
                 executions,
                 keys,
                 backoffs,
                 mails,
                 sign_ins,
+                minutes,
             )
-        return JanitorResult(executions, keys, backoffs, mails, sign_ins)
+        return JanitorResult(executions, keys, backoffs, mails, sign_ins, minutes)
 
     async def _drain(self, delete_batch: Callable[[], Awaitable[int]]) -> int:
         total = 0

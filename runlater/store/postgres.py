@@ -221,6 +221,15 @@ class Store(EventStore, MembersStore, QueueStore, UsageStore, BulkStore, AccessS
             offset,
         )
 
+    async def execution_hours(self, org_id: UUID, hours: int) -> list[Row]:
+        """Finished executions per hour of the last ``hours`` (the home page's charts)."""
+        return await self._run(fetch, Q.execution_hours, org_id, hours)
+
+    async def delete_old_execution_minutes(self, limit: int) -> int:
+        """Delete up to ``limit`` rows of the per-minute aggregate older than 8 days."""
+        status = await self._run(lambda conn: conn.execute(Q.delete_old_execution_minutes, limit))
+        return int(status.split()[-1])
+
     async def execution_chain(self, org_id: UUID, execution_id: UUID) -> list[Row]:
         """The attempts of the execution's retry chain, first to last (empty: not found)."""
         return await self._run(fetch, Q.execution_chain, org_id, execution_id)

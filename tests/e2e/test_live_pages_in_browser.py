@@ -179,6 +179,10 @@ def test_run_now_on_a_task_page_and_the_execution_finishes_in_place(
         expect(page.get_by_text("HTTP 200").first).to_be_visible()
         shot(page, "27-execution")
         assert [r["path"] for r in sink.requests()] == ["/sync"]
+        page.get_by_role("link", name="Home").click()
+        expect(page.locator(".uplot canvas")).to_have_count(2)  # both charts drawn
+        expect(page.get_by_label("Last 24 hours")).to_contain_text("1 run")
+        shot(page, "28-home")
         context.close()
     finally:
         serve.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -9,6 +10,7 @@ from quart import Blueprint, Response, g
 
 from runlater.apikeys import new_webhook_secret
 from runlater.domain.people import Action, clean_org_name
+from runlater.domain.stats import series, summarize
 from runlater.errors import Conflict, InvalidInput
 from runlater.plans import PLANS
 from runlater.web.context import services
@@ -25,7 +27,28 @@ async def home() -> Any:
         return await sign_in_page()
     if g.person.org_id is None:
         return to("/organizations")
-    return await page("home.html")
+    return await home_page()
+
+
+HOURS = 7 * 24
+
+
+async def home_page() -> Response:
+    """Runs, success rate and durations of the last 24 h and 7 d, from the per-minute
+    aggregate; this month's usage; the last failures."""
+    store = services().store
+    org = guard.org_id()
+    hours = await store.execution_hours(org, HOURS)
+    now_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start = now_hour - timedelta(hours=HOURS - 1)
+    return await page(
+        "home.html",
+        day=summarize(hours, now_hour - timedelta(hours=23)),
+        week=summarize(hours, start),
+        chart=series(hours, start, HOURS),
+        usage=await store.get_organization_usage(org),
+        failures=(await store.list_failures(org, 5)),
+    )
 
 
 async def settings_page(status: int = 200, **context: Any) -> Response:
