@@ -179,6 +179,14 @@ def test_run_now_on_a_task_page_and_the_execution_finishes_in_place(
         expect(page.get_by_text("HTTP 200").first).to_be_visible()
         shot(page, "27-execution")
         assert [r["path"] for r in sink.requests()] == ["/sync"]
+        # The task form's cron helper: the next 5 runs and the expression in words.
+        page.goto(f"{serve.url}/tasks/new")
+        page.get_by_label("Time zone").fill("Europe/Amsterdam")
+        page.get_by_label("Cron expression").fill("0 9 * * 1-5")
+        expect(page.locator("#cron-preview li")).to_have_count(5)
+        expect(page.locator("#cron-preview")).to_contain_text("Monday through Friday")
+        expect(page.locator("#cron-preview li").first).to_contain_text("9:00")  # Amsterdam time
+        shot(page, "29-task-form-cron-helper")
         page.get_by_role("link", name="Home").click()
         expect(page.locator(".uplot canvas")).to_have_count(2)  # both charts drawn
         expect(page.get_by_label("Last 24 hours")).to_contain_text("1 run")

@@ -25,6 +25,7 @@ from runlater.web.pages import (
     org,
     queues,
     signin,
+    task_form,
     tasks,
 )
 from runlater.web.pages.limits import SignInLimits
@@ -53,7 +54,7 @@ def install(app: Quart, now: Seconds) -> None:
     bp.before_request(guard.same_origin)
     bp.before_request(guard.load_person)
     bp.before_request(_begin)
-    pages = (signin, org, members, keys, audit, tasks, queues, failures, detail)
+    pages = (signin, org, members, keys, audit, task_form, tasks, queues, failures, detail)
     for child in (module.bp for module in pages):
         bp.register_blueprint(child)
 

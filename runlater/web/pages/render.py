@@ -37,6 +37,8 @@ FLASH: dict[str, str] = {
     "queue_paused": "The queue is paused: its items wait until it is resumed.",
     "queue_resumed": "The queue is resumed.",
     "retried": "The retries are queued; watch them run below.",
+    "task_created": "The task is created.",
+    "task_saved": "The task is saved.",
 }
 STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
 
