@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,22 @@ from bench.harness import Cluster, CpuMeter, Processes, SinkLog
 
 WARMUP = 300
 IDLE_S = 2.0
+
+
+@dataclass
+class Attached:
+    """What a caller started beside the nodes of a run (``bench.live``: websocket clients):
+    its processes' CPU is metered as ``attached``; ``finish()`` (called after the clock stopped,
+    before the run's processes are stopped) returns what it saw, kept as the result's
+    ``attached``."""
+
+    pids: list[int]
+    finish: Callable[[], Awaitable[dict[str, Any]]]
+
+
+# Called once the nodes serve, before the warm-up batch: (node ports, org, the run's
+# Processes — so whatever it starts is stopped with the run — and the run's work dir).
+Attach = Callable[[list[int], harness.Org, Processes, Path], Awaitable[Attached]]
 
 
 async def _wait_sink(sink: SinkLog, count: int, timeout_s: float) -> float | None:
@@ -78,11 +96,13 @@ async def run_once(
     timeout_s: float = 300,
     extra_sql: str | None = None,
     extra_env: dict[str, str] | None = None,
+    attach: Attach | None = None,
 ) -> dict[str, Any]:
     """One drain of ``n`` due executions. ``transport`` is the node's outbound transport
     (``runlater``, or ``httpx``: the baseline node of ``bench.httpx_node``); ``sink_kind``
     ``python`` (logs each request: arrival times, duplicates) or ``nginx`` (logs nothing:
-    deliveries are counted in the database only)."""
+    deliveries are counted in the database only). ``attach`` starts something beside the
+    nodes for the whole run (see ``Attach``)."""
     dsn = await cluster.new_database("tput")
     org = harness.bootstrap(dsn)
     if extra_sql:  # an experiment on the schema (--claim-index), never part of the defaults
@@ -97,7 +117,7 @@ async def run_once(
         try:
             target = harness.start_sink_of(procs, sink_kind, work)
             url = f"http://127.0.0.1:{target.port}/tput"
-            serves = [
+            started = [
                 harness.start_serve(
                     procs,
                     dsn,
@@ -106,9 +126,13 @@ async def run_once(
                     name=f"node{i + 1}",
                     extra_env=extra_env,
                     transport=transport,
-                )[0]
+                )
                 for i in range(nodes)
             ]
+            serves = [proc for proc, _ in started]
+            attached = (
+                await attach([port for _, port in started], org, procs, work) if attach else None
+            )
             sink = target.log
             # An idle node's own CPU use (timers, polling, leader lease), before any work.
             idle = CpuMeter({"serve": [serves[0].pid]})
@@ -128,6 +152,8 @@ async def run_once(
                     {"serve": [p.pid for p in serves], "sink": target.pids()},
                     postmaster=cluster.postmaster,
                 )
+                if attached is not None:
+                    meter.groups["attached"] = attached.pids
                 if profile_dir is not None and profiling.available():
                     recorder = profiling.Recorder(
                         serves[0].pid,
@@ -159,6 +185,7 @@ async def run_once(
                 statements = await harness.top_statements(conn)
                 claim = await harness.statement_stats(conn, CLAIM_PATTERNS)
                 counts = await harness.status_counts(conn)
+                attached_result = await attached.finish() if attached is not None else None
             finally:
                 await conn.close()
         finally:
@@ -203,6 +230,8 @@ async def run_once(
         "node_busy_cores": cpu["serve"] / cpu["wall_s"] / nodes if cpu["wall_s"] else None,
         "top_statements": statements,
     }
+    if attached_result is not None:
+        result["attached"] = attached_result
     if recorder is not None:
         result["profile"] = {
             "svg": str(recorder.svg),
