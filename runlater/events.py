@@ -33,6 +33,9 @@ EVENT_TYPES = frozenset(
     }
 )
 DEFAULT_BUFFER = 256
+# Event ids, increasing and unique in the process (not only per hub): the web layer makes each
+# event's frame once and keeps it by id.
+_EVENT_IDS = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,6 @@ class Hub:
 
     def __init__(self) -> None:
         self._by_org: dict[UUID, set[Subscription]] = {}
-        self._ids = itertools.count(1)
         self.published = 0
         self.overflows = 0
 
@@ -100,7 +102,7 @@ class Hub:
             subs = self._by_org.get(event.org_id)
             if not subs:
                 continue
-            event_id = next(self._ids)
+            event_id = next(_EVENT_IDS)
             self.published += 1
             for sub in list(subs):
                 if not sub.wants(event) or sub.overflowed.is_set():
@@ -121,6 +123,16 @@ class Hub:
                 if not sub.overflowed.is_set():
                     sub.overflowed.set()
                     self.overflows += 1
+
+    def wanted_types(self) -> frozenset[str]:
+        """The event types some subscriber on this node wants (all, when one takes all)."""
+        wanted: set[str] = set()
+        for subs in self._by_org.values():
+            for sub in subs:
+                if not sub.types:
+                    return EVENT_TYPES
+                wanted |= sub.types
+        return frozenset(wanted)
 
     @property
     def active(self) -> bool:

@@ -18,10 +18,13 @@ import trio
 from runlater.actors.messages import Notice
 from runlater.errors import StoreUnavailable, TransientConflict
 from runlater.events import Hub
-from runlater.store.events import parse_notice
+from runlater.store.events import KIND_TYPES, parse_notice
 from runlater.store.ports import EventReadStore
 
 log = logging.getLogger("runlater.actors.event_feeder")
+
+MAX_BATCH = 500  # notices read together
+READ_CHUNK = 1000  # ids per query
 
 
 class EventFeeder:
@@ -32,28 +35,55 @@ class EventFeeder:
         self.hub = hub
         self.mailbox = mailbox
 
-    async def handle(self, notice: Notice) -> int:
-        """Publish what one notice stands for; the number of events published."""
-        if notice.payload is None:
+    async def handle(self, notices: list[Notice]) -> int:
+        """Publish what a batch of notices stands for; the number of events published.
+
+        The notices that queued meanwhile are read together: one query per kind of change, in
+        the order of ``KIND_TYPES``, and none for a kind no subscriber on this node wants."""
+        if any(n.payload is None for n in notices):
+            if self.hub.active:
+                log.warning(
+                    "actor=event_feeder notices may be lost: %d subscribers read again",
+                    self.hub.subscribers,
+                )
             self.hub.overflow_all()
-            return 0
         if not self.hub.active:
             return 0
-        parsed = parse_notice(notice.payload)
-        if parsed is None:
-            log.warning("actor=event_feeder unknown notification payload=%.200s", notice.payload)
-            return 0
-        kind, ids = parsed
-        try:
-            events = await self.store.read_events(kind, ids)
-        except (StoreUnavailable, TransientConflict) as exc:
-            log.warning("actor=event_feeder events not read error=%s", exc)
-            self.hub.overflow_all()
-            return 0
-        self.hub.publish(events)
-        return len(events)
+        wanted = self.hub.wanted_types()
+        ids: dict[str, list[Any]] = {}
+        for notice in notices:
+            if notice.payload is None:
+                continue
+            parsed = parse_notice(notice.payload)
+            if parsed is None:
+                log.warning(
+                    "actor=event_feeder unknown notification payload=%.200s", notice.payload
+                )
+                continue
+            kind, kind_ids = parsed
+            if KIND_TYPES[kind] in wanted:
+                ids.setdefault(kind, []).extend(kind_ids)
+        published = 0
+        for kind in KIND_TYPES:
+            for start in range(0, len(ids.get(kind, ())), READ_CHUNK):
+                chunk = ids[kind][start : start + READ_CHUNK]
+                try:
+                    events = await self.store.read_events(kind, chunk)
+                except (StoreUnavailable, TransientConflict) as exc:
+                    log.warning("actor=event_feeder events not read error=%s", exc)
+                    self.hub.overflow_all()
+                    return published
+                self.hub.publish(events)
+                published += len(events)
+        return published
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         async for notice in self.mailbox:
-            await self.handle(notice)
+            batch = [notice]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self.mailbox.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self.handle(batch)

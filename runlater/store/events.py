@@ -39,6 +39,16 @@ STARTED_FIELDS = (
     "queue",
 )
 TASK_KINDS = {"tc": "task.created", "tu": "task.updated"}
+# The event types each kind of notification gives, and the order in which kinds of one batch are
+# read: for any one task or execution, the order its changes happened in.
+KIND_TYPES = {
+    "tc": "task.created",
+    "tu": "task.updated",
+    "xs": "execution.started",
+    "xf": "execution.finished",
+    "qc": "queue.changed",
+    "td": "task.deleted",
+}
 
 
 def parse_notice(payload: str) -> tuple[str, list[Any]] | None:

@@ -14,6 +14,7 @@ are refused with 429 before the upgrade, with the reason.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +48,20 @@ def _types() -> frozenset[str]:
     return types
 
 
+_frames: OrderedDict[int, str] = OrderedDict()
+FRAME_CACHE = 1024  # an event's frame is made once for all its subscribers on this node
+
+
 def frame(event_id: int, event: Event) -> str:
+    found = _frames.get(event_id)
+    if found is None:
+        found = _frames[event_id] = _frame(event_id, event)
+        if len(_frames) > FRAME_CACHE:
+            _frames.popitem(last=False)
+    return found
+
+
+def _frame(event_id: int, event: Event) -> str:
     data = event.data
     if event.type in ("task.created", "task.updated"):
         data = serialize.task(data)
