@@ -4,7 +4,11 @@ credentials, the Origin check, overflow, and events of work another node did."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -232,3 +236,67 @@ async def test_events_of_work_another_node_did_reach_this_nodes_clients(
         assert finished["type"] == "execution.finished"
         assert finished["data"]["execution_id"] == str(execution)
         assert finished["data"]["status"] == "success" and finished["data"]["duration_ms"] == 7
+
+
+def _raw_upgrade(port: int, key: str) -> socket.socket:
+    """A websocket upgrade on a socket with a tiny receive buffer, whose frames are never
+    read: a client that cannot keep up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(10)
+    handshake = (
+        f"GET /api/v1/live?types=task.created HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {key}\r\n\r\n"
+    )
+    sock.sendall(handshake.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def test_a_client_that_never_reads_is_closed_and_deliveries_go_on(
+    node: Any, store: Store
+) -> None:
+    serve, env = node
+    key = bootstrap(env, "Acme")
+    slow = await trio.to_thread.run_sync(_raw_upgrade, serve.port, key)
+    try:
+        async with serve_sink() as sink:
+            # Far more frames than the connection's buffer in the hub and the kernel's buffers
+            # hold: 12 batches of 1,000 tasks, each a task.created event for the slow client.
+            for batch in range(12):
+                body = {
+                    "url": f"{sink.url}/b",
+                    "queue": f"q{batch}",
+                    "items": [{"n": i} for i in range(1000)],
+                }
+                answer = await trio.to_thread.run_sync(
+                    partial(api, serve, key, "POST", "/tasks/batch", json=body)
+                )
+                assert answer.status_code == 201, answer.status_code
+            # Every task is still delivered: the engine never waited on the client.
+            with trio.fail_after(120):
+                while len(sink.requests) < 12_000:
+                    await trio.sleep(0.2)
+        # The server gave up on the client: reading what it sent ends in a close (or EOF).
+        ended = await trio.to_thread.run_sync(_read_to_end, slow)
+        assert ended
+    finally:
+        slow.close()
+
+
+def _read_to_end(sock: socket.socket) -> bool:
+    sock.settimeout(30)
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return True  # the server closed the connection
+        data += chunk
+        if b"\x88" in data[-64:] and b'"overflow"' in data:
+            return True  # the overflow frame and a close frame (opcode 0x8)
