@@ -112,8 +112,6 @@ class Hub:
                 except trio.WouldBlock:
                     sub.overflowed.set()
                     self.overflows += 1
-                except trio.ClosedResourceError:
-                    pass
 
     def overflow_all(self) -> None:
         """Events were lost before reaching the hub (the feeder fell behind, or the Listener

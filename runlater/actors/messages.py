@@ -43,12 +43,12 @@ class NoticeBox:
         self.missed = False
 
     def put(self, notice: Notice) -> None:
-        try:
-            if self.missed:
-                self.send.send_nowait(Notice(None))
-                self.missed = False
-            self.send.send_nowait(notice)
-        except trio.WouldBlock:
-            self.missed = True
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+        # A closed mailbox: its actor is gone, and the next instance starts afresh anyway.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            try:
+                if self.missed:
+                    self.send.send_nowait(Notice(None))
+                    self.missed = False
+                self.send.send_nowait(notice)
+            except trio.WouldBlock:
+                self.missed = True

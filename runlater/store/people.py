@@ -23,26 +23,25 @@ from runlater.store.records import Row
 # ---------------------------------------------------------------- units of work (asyncio side)
 
 
+async def _issue_login_token(
+    conn: asyncpg.Connection, email: str, token_hash: str, ttl_s: float
+) -> bool:
+    """A sign-in link for the person with ``email``, if there is one (in the caller's
+    transaction)."""
+    user = await conn.fetchrow(Q.find_user_by_email, email)
+    if user is None:
+        return False
+    await conn.execute(Q.insert_login_token, token_hash, user["id"], ttl_s)
+    return True
+
+
 async def _request_sign_in(
     conn: asyncpg.Connection, email: str, token_hash: str, ttl_s: float, mail: Mail, domain: str
 ) -> bool:
     async with bridge.transaction(conn):
-        user = await conn.fetchrow(Q.find_user_by_email, email)
-        if user is None:
+        if not await _issue_login_token(conn, email, token_hash, ttl_s):
             return False
-        await conn.execute(Q.insert_login_token, token_hash, user["id"], ttl_s)
         await enqueue_mail(conn, mail, organization_id=None, domain=domain)
-        return True
-
-
-async def _issue_login_token(
-    conn: asyncpg.Connection, email: str, token_hash: str, ttl_s: float
-) -> bool:
-    async with bridge.transaction(conn):
-        user = await conn.fetchrow(Q.find_user_by_email, email)
-        if user is None:
-            return False
-        await conn.execute(Q.insert_login_token, token_hash, user["id"], ttl_s)
         return True
 
 

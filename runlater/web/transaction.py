@@ -55,15 +55,20 @@ class RunlaterApp(QuartTrio):
                         await tx.rollback()
 
 
+def start(key: store_transaction.IdempotencyKey | None = None) -> None:
+    """Run this request's store calls in one transaction, ended by :func:`end` (the API's
+    mutating calls, and the dashboard's form posts)."""
+    g.after_commit = []
+    store_transaction.current.set(services().store.request_transaction(key))
+
+
 async def begin() -> None:
     """``before_request`` hook of the API blueprint, after authentication and rate limits."""
     g.idempotency_replayed = False
     g.after_commit = []
     if request.method not in idempotency.MUTATING or "org_id" not in g:
         return
-    key = await idempotency.key_of_request()
-    tx = services().store.request_transaction(key)
-    store_transaction.current.set(tx)
+    start(await idempotency.key_of_request())
 
 
 def after_commit(action: Callable[[], None]) -> None:

@@ -13,8 +13,7 @@ from typing import Any
 from quart import Blueprint, Quart, g, request
 
 from runlater.errors import NotFound, StoreUnavailable, TransientConflict
-from runlater.store import transaction as store_transaction
-from runlater.web.context import services
+from runlater.web import transaction
 from runlater.web.pages import (
     audit,
     detail,
@@ -38,7 +37,7 @@ async def _begin() -> None:
     g.after_commit = []
     person = g.get("person")
     if request.method == "POST" and person is not None and person.org_id is not None:
-        store_transaction.current.set(services().store.request_transaction(None))
+        transaction.start()
 
 
 def install(app: Quart, now: Seconds) -> None:
