@@ -123,10 +123,13 @@ class Hub:
                     self.overflows += 1
 
     def wanted_types(self) -> frozenset[str]:
-        """The event types some subscriber on this node wants (all, when one takes all)."""
+        """The event types some subscriber on this node still takes (all, when one takes all).
+        An overflowed subscriber takes nothing more: its connection is closing."""
         wanted: set[str] = set()
         for subs in self._by_org.values():
             for sub in subs:
+                if sub.overflowed.is_set():
+                    continue
                 if not sub.types:
                     return EVENT_TYPES
                 wanted |= sub.types
@@ -134,5 +137,6 @@ class Hub:
 
     @property
     def active(self) -> bool:
-        """Whether anyone listens on this node (else the feeder needs not read events)."""
-        return bool(self._by_org)
+        """Whether anyone on this node still takes events (else the feeder needs not read
+        them)."""
+        return any(not sub.overflowed.is_set() for subs in self._by_org.values() for sub in subs)

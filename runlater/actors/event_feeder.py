@@ -66,6 +66,8 @@ class EventFeeder:
         published = 0
         for kind in KIND_TYPES:
             for start in range(0, len(ids.get(kind, ())), READ_CHUNK):
+                if KIND_TYPES[kind] not in self.hub.wanted_types():
+                    break  # every taker overflowed meanwhile (a burst): no rows to read
                 chunk = ids[kind][start : start + READ_CHUNK]
                 try:
                     events = await self.store.read_events(kind, chunk)

@@ -119,8 +119,9 @@ async def _serve(org_id: UUID, types: frozenset[str], still_allowed: Any, rechec
             nursery.start_soon(drain_client)
             nursery.start_soon(watch_rights)
             nursery.start_soon(watch_overflow)
+            send = websocket.send  # the bound method: not the context proxy per frame
             async for event_id, event in sub.events:
-                await websocket.send(frame(event_id, event))
+                await send(frame(event_id, event))
     finally:
         hub.unsubscribe(sub)
 

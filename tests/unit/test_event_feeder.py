@@ -65,3 +65,17 @@ async def test_kinds_nobody_wants_are_not_read_and_lost_notices_overflow_everyon
     store.reads.clear()
     await feeder.handle([notice("xf", "y")])
     assert store.reads == []  # nobody listens on this node
+
+
+async def test_a_burst_that_overflows_every_taker_is_not_read_further() -> None:
+    """6,000 tasks created in one statement, 256-event buffers: once the first chunk has
+    overflowed every subscriber, reading the other rows would feed no one."""
+    store, hub = RecordingStore(), Hub()
+    sub = hub.subscribe(ORG, buffer=10)
+    _, inbox = trio.open_memory_channel[Notice](1)
+    feeder = EventFeeder(store, hub, inbox)
+    ids = [f"t{i}" for i in range(2500)]
+    await feeder.handle([notice("tc", *ids), notice("xf", "x")])
+    assert store.reads == [("tc", ids[:1000])]  # one chunk of READ_CHUNK, then nothing
+    assert sub.overflowed.is_set()
+    assert not hub.active

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import trio
 
 from runlater.actors.messages import Notice, NoticeBox
-from runlater.events import Event, Hub
+from runlater.events import EVENT_TYPES, Event, Hub
 
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
@@ -64,3 +64,16 @@ async def test_a_full_notice_box_says_so_with_the_next_notice_that_fits() -> Non
     assert [receive.receive_nowait().payload for _ in range(2)] == ["0", "1"]
     box.put(Notice("4"))
     assert [receive.receive_nowait().payload for _ in range(2)] == [None, "4"]
+
+
+async def test_an_overflowed_subscriber_takes_nothing_more() -> None:
+    hub = Hub()
+    everything = hub.subscribe(uuid4(), buffer=1)
+    finished = hub.subscribe(uuid4(), types={"execution.finished"})
+    assert hub.wanted_types() == EVENT_TYPES
+    everything.overflowed.set()
+    assert hub.wanted_types() == {"execution.finished"}  # only what is still taken is read
+    finished.overflowed.set()
+    assert hub.wanted_types() == frozenset()
+    assert not hub.active
+    assert hub.subscribers == 2  # still there until their connections close
