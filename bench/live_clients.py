@@ -15,8 +15,9 @@ as little as it can.
   per client, written to FILE as JSON at the end (large: 50 clients x 200/s x 30 s = 300,000
   rows);
 - ``--reconnect``: a client closed by the server (1013 after an overflow, or anything else)
-  connects again at once, as the contract asks of a client that fell behind; without it the
-  client stays closed and its close is reported.
+  connects again, as the contract asks of a client that fell behind, with the dashboard
+  pages' backoff (``static/live.js``: 0.5 s doubling to 8 s, back to 0.5 s after a connection
+  that lasted 10 s); without it the client stays closed and its close is reported.
 
 The last stdout line is one JSON object: per client its node, frames by type, overflows,
 reconnects and close codes, plus totals and this process's CPU seconds.
@@ -41,6 +42,12 @@ from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 CONNECT_AT_ONCE = 25  # handshakes in flight (the server's listen backlog is 100)
 TYPE_PREFIX = '{"type":"'  # frames are json.dumps(..., separators=(",", ":")), "type" first
+
+
+# The dashboard pages' reconnect policy (runlater/web/pages/static/live.js).
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 8.0
+RECONNECT_RESET_S = 10.0
 
 
 def log(msg: str) -> None:
@@ -82,8 +89,10 @@ async def run_client(
     """One client: connect, hello, read until cancelled; after a close, connect again when
     ``reconnect`` (a first connection that fails is reported, not retried)."""
     first = True
+    delay = RECONNECT_FIRST_S
     while True:
         outcome: str | None = None
+        opened_at: float | None = None
         try:
             async with contextlib.AsyncExitStack() as stack:
                 async with connect_limit:
@@ -105,6 +114,7 @@ async def run_client(
                     client.hello = True
                     on_ready()
                 await connected.wait()  # every client answered: the run starts
+                opened_at = time.monotonic()
                 frames, by_type = client.frames, client.by_type
                 while True:
                     msg = await ws.get_message()
@@ -130,7 +140,10 @@ async def run_client(
             client.closed = True
             return
         client.reconnects += 1
-        await trio.sleep(0.05)
+        if opened_at is not None and time.monotonic() - opened_at >= RECONNECT_RESET_S:
+            delay = RECONNECT_FIRST_S
+        await trio.sleep(delay)
+        delay = min(delay * 2, RECONNECT_MAX_S)
 
 
 def parse_recorded(client: Client) -> tuple[list[list[Any]], dict[str, int]]:

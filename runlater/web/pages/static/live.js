@@ -1,6 +1,7 @@
 // Live pages: the part of a page marked data-live="event types" is fetched again (at most
 // every 300 ms) when one of those events arrives on the /live websocket. After a drop the page
-// reconnects with backoff (0.5 s .. 8 s), reloads what it shows and says "reconnected". Each
+// reconnects with backoff (0.5 s .. 8 s; a connection closed within 10 s, as after an overflow
+// on a busy node, does not reset it), reloads what it shows and says "reconnected". Each
 // connect (the first too) reloads once: events before the socket opened were not seen.
 // Times are shown in the viewer's time zone (UTC stays in the title). Without JavaScript the
 // pages work as they are, without the live part.
@@ -38,12 +39,12 @@
         .catch(function () {});
     }, 300);
   }
-  var delay = 500, dropped = false;
+  var delay = 500, dropped = false, openedAt = 0;
   function connect() {
     var scheme = location.protocol === "https:" ? "wss:" : "ws:";
     var ws = new WebSocket(scheme + "//" + location.host + "/live?types=" + encodeURIComponent(region.dataset.live));
     ws.onopen = function () {
-      delay = 500;
+      openedAt = Date.now();
       if (dropped) { say("Reconnected."); setTimeout(function () { say(""); }, 4000); }
       else { say(""); }
       // Events between rendering this page and opening the socket were not seen: catch up.
@@ -58,6 +59,8 @@
       dropped = true;
       document.documentElement.dataset.live = "reconnecting";
       say("Connection lost; reconnecting…");
+      if (openedAt && Date.now() - openedAt >= 10000) { delay = 500; }
+      openedAt = 0;
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 8000);
     };
