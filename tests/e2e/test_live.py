@@ -238,6 +238,57 @@ async def test_events_of_work_another_node_did_reach_this_nodes_clients(
         assert finished["data"]["status"] == "success" and finished["data"]["duration_ms"] == 7
 
 
+async def test_a_client_on_one_node_receives_the_executions_another_real_node_ran(
+    aio_loop: object, database_url: str
+) -> None:
+    """Two ``runlater serve`` processes on one database. Node A has one worker and node B 50,
+    and the target answers after 300 ms, so B runs most of the 20 executions; the client on
+    A hears every one of them finish, whichever node ran it (``leased_by`` says which)."""
+    ports = [free_port(), free_port()]
+    nodes = [
+        Serve(
+            base_env(
+                RUNLATER_DATABASE_URL=database_url,
+                RUNLATER_BASE_URL=f"http://127.0.0.1:{port}",
+                RUNLATER_NODE_NAME=name,
+                RUNLATER_MIN_WORKERS="1",
+                RUNLATER_MAX_WORKERS=workers,
+            ),
+            port=port,
+        ).start()
+        for port, name, workers in zip(ports, ["node-a", "node-b"], ["1", "50"], strict=True)
+    ]
+    try:
+        a, _ = nodes
+        key = bootstrap(a.env, "Acme")
+        async with (
+            serve_sink() as sink,
+            open_websocket_url(
+                ws_url(a, "/api/v1/live?types=execution.finished"), extra_headers=bearer(key)
+            ) as ws,
+        ):
+            assert (await next_frame(ws))["type"] == "hello"
+            for i in range(20):
+                body = {"url": f"{sink.url}/slow/300", "name": f"t{i}"}
+                made = await trio.to_thread.run_sync(
+                    partial(api, a, key, "POST", "/tasks", json=body)
+                )
+                assert made.status_code == 202, made.text
+            seen = await frames_until(ws, lambda fs: len(fs) == 20, timeout_s=60)
+        async with raw_connection(database_url) as conn:
+            ran_by = {
+                str(r["id"]): r["leased_by"]
+                for r in await sql(conn, "select id, leased_by from executions")
+            }
+        heard = {f["data"]["execution_id"] for f in seen}
+        assert heard == set(ran_by)  # every execution, once
+        assert all(f["data"]["status"] == "success" for f in seen)
+        assert "node-b" in ran_by.values()  # the other node ran some, and A's client heard them
+    finally:
+        for serve in nodes:
+            serve.stop()
+
+
 def _raw_upgrade(port: int, key: str) -> socket.socket:
     """A websocket upgrade on a socket with a tiny receive buffer, whose frames are never
     read: a client that cannot keep up."""
