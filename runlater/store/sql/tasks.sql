@@ -209,7 +209,9 @@ limit $7 offset $8
 
 -- name: list_failures
 -- The dashboard's failures: failed and timed-out executions that are the last attempt of their
--- retry chain (a chain retried since is not a failure any more), newest first.
+-- retry chain (a chain retried since is not a failure any more), newest first. A later attempt
+-- always has a root_execution_id (attempt 2 and later); both reads use the partial indexes of
+-- migration 014.
 select e.id, e.task_id, t.name as task_name, t.method, t.url, e.status, e.status_code,
        e.error_message, e.finished_at, e.attempt
 from executions e
@@ -217,8 +219,7 @@ join tasks t on t.id = e.task_id
 where e.organization_id = $1 and e.status in ('failed', 'timeout')
   and not exists (
       select 1 from executions n
-      where n.organization_id = e.organization_id and n.task_id = e.task_id
-        and coalesce(n.root_execution_id, n.id) = coalesce(e.root_execution_id, e.id)
+      where n.root_execution_id = coalesce(e.root_execution_id, e.id)
         and n.attempt > e.attempt)
 order by e.finished_at desc, e.id desc
 limit $2
