@@ -182,7 +182,7 @@ def test_run_now_on_a_task_page_and_the_execution_finishes_in_place(
     expect(page.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
     expect(page.locator("tr[data-execution]")).to_have_count(1)  # the one due in an hour
     page.get_by_role("button", name="Run now").click()
-    expect(page.get_by_role("status").filter(has_text="run now")).to_be_visible()
+    expect(page.get_by_role("status").filter(has_text="The task runs now.")).to_be_visible()
     rows = page.locator("tr[data-execution]")
     expect(rows).to_have_count(2)
     expect(rows.filter(has_text="success")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)

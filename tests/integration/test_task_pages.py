@@ -75,12 +75,14 @@ async def test_bulk_actions_run_through_the_domain_in_one_transaction(store: Sto
         headers={"Origin": v.origin},
     )
     assert response.status_code == 303 and response.headers["Location"] == "/tasks?queue=invoices"
+    assert "The selected tasks are disabled." in (await v.get("/tasks?queue=invoices")).text
     after = await tasks_of(store, org)
     assert not after["invoice 1"]["enabled"] and not after["invoice 2"]["enabled"]
     assert after["nightly report"]["enabled"]
     # Run now: a new execution each; delete: gone from the list.
     await v.get("/tasks")
     assert (await v.post("/tasks/bulk", {"action": "run", "task_id": ids[0]})).status == 303
+    assert "The task runs now." in (await v.get("/tasks")).text  # one task: said of one
     executions = await store.list_task_executions(
         org, UUID(ids[0]), status=None, limit=10, offset=0
     )

@@ -118,4 +118,5 @@ async def bulk() -> Any:
         return await tasks_page(422, form_error=exc.message)
     audit(f"POST /tasks/bulk {action}", ",".join(str(t) for t in task_ids))
     back = request.args.get("back", "")
-    return to(back if back.startswith("/tasks") else "/tasks", f"bulk_{action}")
+    flash = f"one_{action}" if len(task_ids) == 1 else f"bulk_{action}"
+    return to(back if back.startswith("/tasks") else "/tasks", flash)
