@@ -36,6 +36,7 @@ from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
 from runlater.web.field_names import details_as_sent
 from runlater.web.keycache import ApiKeyCache
+from runlater.web.rights import RightsWatch
 
 log = logging.getLogger("runlater.web")
 
@@ -91,6 +92,7 @@ def create_app(
         people=PeopleService(store, settings),
         api_keys=ApiKeyCache(seconds),
         hub=hub if hub is not None else Hub(),
+        rights=RightsWatch(),
     )
     app.request_class = SizedRequest
     access_log.install(app)  # first: its line is written after every other hook has run

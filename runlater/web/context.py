@@ -13,6 +13,7 @@ from runlater.domain.service import TaskService
 from runlater.events import Hub
 from runlater.store.ports import WebStore
 from runlater.web.keycache import ApiKeyCache
+from runlater.web.rights import RightsWatch
 
 CONFIG_KEY = "RUNLATER_SERVICES"
 
@@ -26,6 +27,7 @@ class Services:
     people: PeopleService
     api_keys: ApiKeyCache
     hub: Hub
+    rights: RightsWatch
 
 
 def services() -> Services:

@@ -7,14 +7,17 @@ the caller's organization only, optionally only of ``?types=``. A connection tha
 (its buffer in the hub is full) is sent ``{"type": "overflow"}`` and closed with 1013; the
 client reconnects and reads the state again. A revoked key's connections close within 1 s
 (the key is checked again every ``RECHECK_S`` through the key cache, whose entries live under
-a second). Each node admits ``RUNLATER_LIVE_MAX_PER_ORG`` connections per organization; more
-are refused with 429 before the upgrade, with the reason.
+a second; once per key for all the node's connections that hold it). Each node admits
+``RUNLATER_LIVE_MAX_PER_ORG`` connections per organization; more are refused with 429 before
+the upgrade, with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -73,6 +76,11 @@ def _frame(event_id: int, event: Event) -> str:
     )
 
 
+def _digest(secret: str) -> str:
+    """A credential's name in the rights groups (the secret itself is not kept there)."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def _refuse_if_full(hub: Hub, org_id: UUID) -> None:
     limit = services().settings.live_max_per_org
     if hub.count(org_id) >= limit:
@@ -85,9 +93,16 @@ def _refuse_if_full(hub: Hub, org_id: UUID) -> None:
         )
 
 
-async def _serve(org_id: UUID, types: frozenset[str], still_allowed: Any, recheck_s: float) -> None:
+async def _serve(
+    org_id: UUID,
+    types: frozenset[str],
+    credential: str,
+    still_allowed: Callable[[], Awaitable[bool]],
+    recheck_s: float,
+) -> None:
     """Accept, say hello, then forward events until the client leaves, falls behind or loses
-    its right to listen (``still_allowed()`` turns False)."""
+    its right to listen (``still_allowed()`` turns False; checked once per ``credential`` and
+    period for all the node's connections that hold it, see ``rights.py``)."""
     hub = services().hub
     sub = hub.subscribe(org_id, types)
     try:
@@ -101,12 +116,9 @@ async def _serve(org_id: UUID, types: frozenset[str], still_allowed: Any, rechec
                     await websocket.receive()
 
             async def watch_rights() -> None:
-                while True:
-                    await trio.sleep(recheck_s)
-                    if not await still_allowed():
-                        await websocket.close(CLOSE_POLICY, "credentials revoked")
-                        nursery.cancel_scope.cancel()
-                        return
+                await services().rights.until_revoked(credential, still_allowed, recheck_s)
+                await websocket.close(CLOSE_POLICY, "credentials revoked")
+                nursery.cancel_scope.cancel()
 
             async def watch_overflow() -> None:
                 await sub.overflowed.wait()
@@ -142,7 +154,8 @@ async def api_live() -> Any:
             return False
         return True
 
-    await _serve(owner.organization_id, types, still_allowed, RECHECK_S)
+    credential = "key " + _digest(header)
+    await _serve(owner.organization_id, types, credential, still_allowed, RECHECK_S)
     return None
 
 
@@ -167,7 +180,8 @@ async def page_live() -> Any:
             found is not None and found["organization_id"] == org_id and found["role"] is not None
         )
 
-    await _serve(org_id, types, still_allowed, SESSION_RECHECK_S)
+    credential = f"session {org_id} {_digest(token)}"
+    await _serve(org_id, types, credential, still_allowed, SESSION_RECHECK_S)
     return None
 
 
