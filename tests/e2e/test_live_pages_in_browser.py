@@ -99,6 +99,7 @@ def test_tasks_and_queues_update_live_and_the_page_survives_a_server_restart(
     expect(other.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
     serve.kill()
     expect(other.locator("html[data-live=reconnecting]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    expect(other.locator("#live-status.alert")).to_have_text("Connection lost; reconnecting…")
     shot(other, "22-reconnecting")
     site.restart()
     serve = site.serve
@@ -114,7 +115,7 @@ def test_tasks_and_queues_update_live_and_the_page_survives_a_server_restart(
         },
     )
     assert created.status_code == 202
-    expect(other.get_by_text("Reconnected.")).to_be_visible(timeout=20_000)
+    expect(other.locator("#live-status.notice")).to_have_text("Reconnected.", timeout=20_000)
     expect(other.get_by_text("made while you were away")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     shot(other, "23-reconnected")
     first.close()

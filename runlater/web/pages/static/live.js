@@ -17,7 +17,12 @@
   var region = document.querySelector("[data-live]");
   var status = document.getElementById("live-status");
   if (!region || !("WebSocket" in window)) { return; }
-  function say(text) { if (status) { status.textContent = text; status.hidden = !text; } }
+  function say(text, trouble) {
+    if (!status) { return; }
+    status.textContent = text;
+    status.hidden = !text;
+    status.className = trouble ? "alert" : "notice";  // a lost connection is not good news
+  }
   var pending = null;
   function refresh() {
     if (pending) { return; }
@@ -58,7 +63,7 @@
     ws.onclose = function () {
       dropped = true;
       document.documentElement.dataset.live = "reconnecting";
-      say("Connection lost; reconnecting…");
+      say("Connection lost; reconnecting…", true);
       if (openedAt && Date.now() - openedAt >= 10000) { delay = 500; }
       openedAt = 0;
       setTimeout(connect, delay);
