@@ -289,6 +289,68 @@ async def test_a_client_on_one_node_receives_the_executions_another_real_node_ra
             serve.stop()
 
 
+async def test_under_load_each_organization_hears_only_its_own_events(
+    node: Any, aio_loop: object, database_url: str
+) -> None:
+    """Acme runs 300 executions (three queues of 100) while Globex runs 20, on one node: every
+    frame either client receives is about its own organization's tasks."""
+    serve, env = node
+    key_a, key_b = bootstrap(env, "Acme"), bootstrap(env, "Globex")
+    async with (
+        serve_sink() as sink,
+        open_websocket_url(
+            ws_url(serve, "/api/v1/live?types=execution.finished"), extra_headers=bearer(key_a)
+        ) as a,
+        open_websocket_url(ws_url(serve, "/api/v1/live"), extra_headers=bearer(key_b)) as b,
+    ):
+        assert (await next_frame(a))["type"] == "hello"
+        assert (await next_frame(b))["type"] == "hello"
+        heard_by_b: list[dict[str, Any]] = []
+
+        async def listen_b() -> None:
+            while True:
+                heard_by_b.append(json.loads(await b.get_message()))
+
+        def finished(frames: list[dict[str, Any]]) -> int:
+            return sum(f["type"] == "execution.finished" for f in frames)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen_b)
+            batches = [(key_a, f"a{q}", "/a", 100) for q in range(3)] + [(key_b, "b", "/b", 20)]
+            for key, queue, path, count in batches:
+                body = {"url": sink.url + path, "queue": queue, "items": [{}] * count}
+                made = await trio.to_thread.run_sync(
+                    partial(api, serve, key, "POST", "/tasks/batch", json=body)
+                )
+                assert made.status_code == 201, made.text
+            heard_by_a = await frames_until(a, lambda fs: len(fs) == 300, timeout_s=120)
+            with trio.fail_after(60):
+                while finished(heard_by_b) < 20:
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+    async with raw_connection(database_url) as conn:
+        rows = await sql(
+            conn,
+            "select t.id, o.name from tasks t join organizations o on o.id = t.organization_id",
+        )
+    owner = {str(r["id"]): r["name"] for r in rows}
+
+    queue_owner = {"a0": "Acme", "a1": "Acme", "a2": "Acme", "b": "Globex"}
+
+    def owner_of(frame: dict[str, Any]) -> str:
+        data = frame["data"]
+        if frame["type"] == "queue.changed":
+            return queue_owner[data["name"]]
+        return owner[str(data["task_id"] if frame["type"].startswith("execution.") else data["id"])]
+
+    assert {owner_of(f) for f in heard_by_a} == {"Acme"}
+    assert len({f["data"]["execution_id"] for f in heard_by_a}) == 300
+    assert {owner_of(f) for f in heard_by_b} == {"Globex"}
+    kinds = {f["type"] for f in heard_by_b}
+    assert {"task.created", "execution.started", "queue.changed"} <= kinds
+    assert finished(heard_by_b) == 20
+
+
 def _raw_upgrade(port: int, key: str) -> socket.socket:
     """A websocket upgrade on a socket with a tiny receive buffer, whose frames are never
     read: a client that cannot keep up."""
