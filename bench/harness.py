@@ -20,8 +20,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -380,6 +381,28 @@ class Cluster:
         if self.pg is not None:
             self.pg.destroy()
             self.pg = None
+
+
+@contextlib.asynccontextmanager
+async def throwaway_run(args: Any) -> AsyncIterator[tuple[Cluster, dict[str, Any]]]:
+    """A benchmark's run on its own throwaway cluster: the result starts with the start time,
+    the machine, the arguments and the Postgres version, and ends with the elapsed seconds;
+    the cluster is destroyed afterwards, whatever happened."""
+    result: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(),
+        "machine": machine_info(),
+        "args": vars(args),
+    }
+    t0 = time.time()
+    cluster = Cluster()
+    try:
+        log("starting throwaway Postgres cluster")
+        cluster.start()
+        result["postgres"] = cluster.server_version()
+        yield cluster, result
+    finally:
+        cluster.destroy()
+        result["elapsed_s"] = time.time() - t0
 
 
 # ------------------------------------------------------------------------------ runlater CLI

@@ -25,14 +25,13 @@ import asyncio
 import hashlib
 import secrets
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
 
 from bench import harness
-from bench.harness import Cluster, Processes, log, summary
+from bench.harness import Processes, log, summary
 
 TASKS = 100
 CHUNK = 50_000
@@ -195,17 +194,7 @@ async def step(
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "started": datetime.now(UTC).isoformat(),
-        "machine": harness.machine_info(),
-        "args": vars(args),
-    }
-    t0 = time.time()
-    cluster = Cluster()
-    try:
-        log("starting throwaway Postgres cluster")
-        cluster.start()
-        result["postgres"] = cluster.server_version()
+    async with harness.throwaway_run(args) as (cluster, result):
         dsn = await cluster.new_database("home")
         org = harness.bootstrap(dsn)
         conn = await asyncpg.connect(dsn)
@@ -225,9 +214,6 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             result["steps"] = steps
         finally:
             await conn.close()
-    finally:
-        cluster.destroy()
-        result["elapsed_s"] = time.time() - t0
     return result
 
 

@@ -46,7 +46,7 @@ import json
 import signal
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -655,18 +655,7 @@ def table(result: dict[str, Any]) -> str:
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    started = datetime.now(UTC)
-    result: dict[str, Any] = {
-        "started": started.isoformat(),
-        "machine": harness.machine_info(),
-        "args": vars(args),
-    }
-    t0 = time.time()
-    cluster = Cluster()
-    try:
-        log("starting throwaway Postgres cluster")
-        cluster.start()
-        result["postgres"] = cluster.server_version()
+    async with harness.throwaway_run(args) as (cluster, result):
         if "latency" in args.only:
             result["latency"] = await latency_run(cluster, args)
         if "throughput" in args.only:
@@ -678,9 +667,6 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 rounds.append(await memory_round(cluster, args, rnd))
                 log(f"  -> {rounds[-1]['kib_per_connection'] or 0:.1f} KiB per connection")
             result["memory"] = {"rounds": rounds, "summary": memory_summary(rounds)}
-    finally:
-        cluster.destroy()
-        result["elapsed_s"] = time.time() - t0
     return result
 
 
