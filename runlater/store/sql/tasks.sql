@@ -225,16 +225,20 @@ order by e.finished_at desc, e.id desc
 limit $2
 
 -- name: count_retries_in_flight
--- Retries (attempt 2 or later) of the organization not finished yet.
+-- Retries (attempt 2 or later) of the organization not finished yet (the partial index of
+-- migration 015 holds exactly these).
 select count(*) from executions
 where organization_id = $1 and attempt > 1 and status in ('pending', 'running')
 
 -- name: execution_chain
--- Every attempt of an execution's retry chain, first to last.
+-- Every attempt of an execution's retry chain, first to last: the root and the executions
+-- whose root it is (the primary key and the retry index of migration 014, not a scan of the
+-- task's executions).
 select c.id, c.attempt, c.status, c.status_code, c.scheduled_for, c.finished_at
 from executions e
 join executions c
-  on c.organization_id = e.organization_id and c.task_id = e.task_id
- and coalesce(c.root_execution_id, c.id) = coalesce(e.root_execution_id, e.id)
+  on c.organization_id = e.organization_id
+ and (c.id = coalesce(e.root_execution_id, e.id)
+      or c.root_execution_id = coalesce(e.root_execution_id, e.id))
 where e.organization_id = $1 and e.id = $2
 order by c.attempt, c.id
