@@ -1,5 +1,6 @@
-"""The dashboard's home page at scale (``python -m bench.home``): its render time with a
-million executions in the database, against a small database, in the same run.
+"""The dashboard at scale (``python -m bench.home``): the home page, the Failures page and an
+execution's page with a million executions in the database, against a small database, in the
+same run.
 
 One throwaway cluster, one database, one organization (``runlater bootstrap``, tier pro) with
 ``TASKS`` one-time tasks, and a signed-in browser session (a ``sessions`` row written the way a
@@ -7,15 +8,18 @@ sign-in writes it: the SHA-256 of a random cookie token). Executions are written
 runs, in transactions of ``CHUNK``: inserted pending, then finished in the same transaction by
 one UPDATE (success 94 %, failed 4 %, timed out 2 %; durations skewed towards fast), so the
 per-minute aggregate the home page reads (migration 012) is kept up by its real trigger, as it
-is in production. Finish times spread uniformly over the last ``DAYS`` days.
+is in production. Finish times spread uniformly over the last ``DAYS`` days. One failed first
+attempt in a hundred gets two retries (failed, then success; written finished, so the aggregate
+counts them as "other"), and five retries wait, due in an hour (the Failures page's retries in
+flight). The execution page shown is the newest such three-attempt chain's last attempt.
 
 Two steps: ``--small`` (1,000) executions, then ``--large`` (1,000,000) in all. At each step a
-fresh ``runlater serve`` node starts, ``WARMUP`` GETs of ``/`` warm it, then ``--requests``
-sequential GETs are timed on the client (httpx, one keep-alive connection: request sent to
-the last byte of the page read). pg_stat_statements is reset before the timed requests, so the
-statements the page ran are reported with their mean time. Baseline beside it: the same 7-day
-per-hour figures computed by scanning ``executions`` (what the page would cost without the
-aggregate), timed directly in Postgres.
+fresh ``runlater serve`` node starts, ``WARMUP`` rounds warm it, then ``--requests`` rounds of
+one sequential GET of each page are timed on the client (httpx, one keep-alive connection:
+request sent to the last byte of the page read). pg_stat_statements is reset before the timed
+requests, so the statements the pages ran are reported with their mean time. Baseline beside
+the home page: the same 7-day per-hour figures computed by scanning ``executions`` (what the
+page would cost without the aggregate), timed directly in Postgres.
 """
 
 from __future__ import annotations
@@ -80,6 +84,55 @@ select $1::uuid, 'job-' || lpad(i::text, 3, '0'), 'https://example.com/hook/' ||
        'once', 'UTC', now() - interval '30 days', 30000, 0, true
 from generate_series(1, $2) as i
 """
+# One failed first attempt in a hundred (and the newest of each batch) was retried twice (failed,
+# then succeeded); five more
+# retries wait, due in an hour: the Failures page's chains and its retries in flight.
+ADD_RETRIES = """
+with picked as (
+    select e.* from executions e
+    where e.organization_id = $1::uuid and e.status = 'failed' and e.attempt = 1
+      and not exists (select 1 from executions r where r.root_execution_id = e.id)
+      and (random() < 0.01 or e.id = (
+          select f.id from executions f
+          where f.organization_id = $1::uuid and f.status = 'failed' and f.attempt = 1
+          order by f.id desc limit 1))
+), second as (
+    insert into executions (organization_id, task_id, root_execution_id, source, status,
+                            attempt, priority, scheduled_for, host, started_at, finished_at,
+                            duration_ms, status_code, error_message)
+    select organization_id, task_id, id, 'retry', 'failed', 2, priority,
+           finished_at + interval '10 seconds', host, finished_at + interval '10 seconds',
+           finished_at + interval '11 seconds', 1000, 500, 'HTTP 500'
+    from picked
+)
+insert into executions (organization_id, task_id, root_execution_id, source, status, attempt,
+                        priority, scheduled_for, host, started_at, finished_at, duration_ms,
+                        status_code)
+select organization_id, task_id, id, 'retry', 'success', 3, priority,
+       finished_at + interval '40 seconds', host, finished_at + interval '40 seconds',
+       finished_at + interval '41 seconds', 1000, 200
+from picked
+"""
+OPEN_RETRIES = """
+insert into executions (organization_id, task_id, root_execution_id, source, attempt, priority,
+                        scheduled_for, host)
+select organization_id, task_id, id, 'retry', 2, priority, now() + interval '1 hour', host
+from executions
+where organization_id = $1::uuid and status = 'failed' and attempt = 1
+  and not exists (select 1 from executions r where r.root_execution_id = executions.id)
+order by id desc
+limit 5
+"""
+LAST_CHAIN = """
+select id from executions where organization_id = $1::uuid and attempt = 3
+order by finished_at desc limit 1
+"""
+# The pages timed, with a text each must show.
+PAGES = {
+    "home": ("/", "Last failures"),
+    "failures": ("/failures", "Failures"),
+    "execution": ("/executions/{chain}", "Attempts"),
+}
 # What the home page's per-hour figures would cost read from the executions themselves.
 SCAN_BASELINE = """
 select date_trunc('hour', finished_at) as hour,
@@ -129,30 +182,34 @@ async def add_executions(conn: asyncpg.Connection, org_id: str, count: int) -> f
         async with conn.transaction():
             await conn.execute(INSERT_PENDING, org_id, n, DAYS, TASKS)
             await conn.execute(FINISH, org_id)
+            await conn.execute(ADD_RETRIES, org_id)
         done += n
         if done % 200_000 == 0 or done == count:
             log(f"  {done:,} / {count:,} executions written")
+    await conn.execute(OPEN_RETRIES, org_id)
     await conn.execute("vacuum analyze executions")
     await conn.execute("vacuum analyze execution_minutes")
     return time.perf_counter() - t0
 
 
-async def time_home(port: int, token: str, requests: int) -> list[float]:
-    """Milliseconds per GET / (``WARMUP`` untimed first)."""
-    times: list[float] = []
+async def time_pages(port: int, token: str, chain: str, requests: int) -> dict[str, list[float]]:
+    """Milliseconds per GET of each page (``WARMUP`` untimed first), interleaved."""
+    times: dict[str, list[float]] = {name: [] for name in PAGES}
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}",
         cookies={"runlater_session": token},
         timeout=60,
     ) as client:
         for i in range(WARMUP + requests):
-            t0 = time.perf_counter()
-            page = await client.get("/")
-            elapsed = (time.perf_counter() - t0) * 1000
-            if page.status_code != 200 or "Last failures" not in page.text:
-                raise RuntimeError(f"GET / answered {page.status_code}: {page.text[:500]}")
-            if i >= WARMUP:
-                times.append(elapsed)
+            for name, (path, shows) in PAGES.items():
+                t0 = time.perf_counter()
+                url = path.format(chain=chain)
+                page = await client.get(url)
+                elapsed = (time.perf_counter() - t0) * 1000
+                if page.status_code != 200 or shows not in page.text:
+                    raise RuntimeError(f"GET {url} answered {page.status_code}: {page.text[:500]}")
+                if i >= WARMUP:
+                    times[name].append(elapsed)
     return times
 
 
@@ -177,8 +234,9 @@ async def step(
     with harness.workdir("home") as work:
         try:
             _, port = harness.start_serve(procs, dsn, max_workers=2, workdir=work, name=label)
+            chain = str(await conn.fetchval(LAST_CHAIN, org_id))  # not one of the pages'
             await conn.execute("select pg_stat_statements_reset()")
-            times = await time_home(port, token, args.requests)
+            times = await time_pages(port, token, chain, args.requests)
             statements = [dict(r) for r in await conn.fetch(STATEMENTS)]
         finally:
             procs.close()
@@ -187,7 +245,7 @@ async def step(
     return {
         "executions": executions,
         "aggregate_rows": minutes,
-        "render_ms": summary(times),
+        "render_ms": {name: summary(values) for name, values in times.items()},
         "scan_baseline_ms": summary(await scan_baseline(conn, org_id)),
         "statements": statements,
     }
@@ -210,7 +268,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 written = target
                 log(f"timing GET / with {target:,} executions")
                 steps.append({"label": label, **await step(conn, dsn, org.id, token, args, label)})
-                log(f"  -> p50 {steps[-1]['render_ms']['p50']:.1f} ms")
+                log(f"  -> home p50 {steps[-1]['render_ms']['home']['p50']:.1f} ms")
             result["steps"] = steps
         finally:
             await conn.close()
@@ -224,20 +282,24 @@ def fmt(v: float | None, digits: int = 1) -> str:
 def table(result: dict[str, Any]) -> str:
     small, large = result["steps"]
     lines = [
-        f"home page render, {result['args']['requests']} sequential GET / per step "
-        f"(client-timed, ms)",
-        f"{'executions':>12} {'agg rows':>9} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}"
-        f" {'scan p50':>9}",
+        f"dashboard pages, {result['args']['requests']} sequential GETs of each per step, "
+        "interleaved (client-timed, ms)",
+        f"{'executions':>12} {'page':>10} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}",
     ]
     for s in (small, large):
-        r = s["render_ms"]
-        lines.append(
-            f"{s['executions']:>12,} {s['aggregate_rows']:>9,} {fmt(r['p50']):>7}"
-            f" {fmt(r['p95']):>7} {fmt(r['p99']):>7} {fmt(r['max']):>7}"
-            f" {fmt(s['scan_baseline_ms']['p50']):>9}"
-        )
-    ratio = large["render_ms"]["p50"] / small["render_ms"]["p50"]
-    lines.append(f"p50 large / small: {ratio:.2f}x")
+        for name, r in s["render_ms"].items():
+            lines.append(
+                f"{s['executions']:>12,} {name:>10} {fmt(r['p50']):>7} {fmt(r['p95']):>7}"
+                f" {fmt(r['p99']):>7} {fmt(r['max']):>7}"
+            )
+    for name in large["render_ms"]:
+        ratio = large["render_ms"][name]["p50"] / small["render_ms"][name]["p50"]
+        lines.append(f"{name}: p50 large / small {ratio:.2f}x")
+    lines.append(
+        f"home's aggregate rows: {small['aggregate_rows']:,} and {large['aggregate_rows']:,}; "
+        f"its 7-day figures scanned from executions instead: "
+        f"{fmt(small['scan_baseline_ms']['p50'])} and {fmt(large['scan_baseline_ms']['p50'])} ms"
+    )
     lines.append("statements at the large step (mean ms, calls):")
     for st in large["statements"]:
         lines.append(f"  {st['mean_ms']:>8.3f} {st['calls']:>5}  {st['query']}")
