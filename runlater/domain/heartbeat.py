@@ -66,7 +66,7 @@ class State:
 class PingOutcome:
     state: State
     duration: timedelta | None  # of the run this ping finished, if it finished one
-    changed_to: Status | None  # "up" or "down" when the status changed
+    changed_to: Status | None  # the new status, when the ping changed it
 
 
 def _down_at(

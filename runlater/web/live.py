@@ -14,7 +14,6 @@ the upgrade, with the reason.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from uuid import UUID
 import trio
 from quart import Quart, websocket
 
+from runlater.domain.people import token_hash
 from runlater.events import EVENT_TYPES, Event, Hub
 from runlater.web import serialize
 from runlater.web.auth import key_owner
@@ -74,11 +74,6 @@ def _frame(event_id: int, event: Event) -> str:
         {"type": event.type, "id": str(event_id), "at": serialize.ts(event.at), "data": data},
         separators=(",", ":"),
     )
-
-
-def _digest(secret: str) -> str:
-    """A credential's name in the rights groups (the secret itself is not kept there)."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _refuse_if_full(hub: Hub, org_id: UUID) -> None:
@@ -154,7 +149,7 @@ async def api_live() -> Any:
             return False
         return True
 
-    credential = "key " + _digest(header)
+    credential = "key " + token_hash(header)  # the groups keep no secret
     await _serve(owner.organization_id, types, credential, still_allowed, RECHECK_S)
     return None
 
@@ -180,7 +175,7 @@ async def page_live() -> Any:
             found is not None and found["organization_id"] == org_id and found["role"] is not None
         )
 
-    credential = f"session {org_id} {_digest(token)}"
+    credential = f"session {org_id} {token_hash(token)}"
     await _serve(org_id, types, credential, still_allowed, SESSION_RECHECK_S)
     return None
 
