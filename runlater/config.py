@@ -57,6 +57,8 @@ class Settings:
     mail_from: str | None = None  # unset: "Runlater <runlater@HOST of the base URL>"
     signup: str = "closed"  # closed | open
     live_max_per_org: int = 100  # live websocket connections per organization and node
+    ping_rate_limit_per_token: int = 60  # pings per minute per monitor and node (0: off)
+    monitor_interval_s: float = 5.0  # the Monitor's longest wait between ticks (leader only)
 
     @property
     def public_base_url(self) -> str:
@@ -117,6 +119,8 @@ _NUMBERS: dict[str, tuple[str, type, float]] = {
     "DB_LOCK_TIMEOUT_MS": ("db_lock_timeout_ms", int, 10),
     "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": ("db_idle_in_transaction_timeout_ms", int, 100),
     "LIVE_MAX_PER_ORG": ("live_max_per_org", int, 1),
+    "PING_RATE_LIMIT_PER_TOKEN": ("ping_rate_limit_per_token", int, 0),
+    "MONITOR_INTERVAL_S": ("monitor_interval_s", float, 0.1),
 }
 
 

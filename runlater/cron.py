@@ -127,6 +127,10 @@ class CronSchedule:
             runs.append(run)
         return runs
 
+    def upcoming(self, after: datetime, count: int) -> list[datetime]:
+        """The next ``count`` runs strictly after ``after``, ascending, aware UTC."""
+        return list(islice(self._runs_after(_aware_utc(after, "after")), count))
+
     def interval_minutes(self, after: datetime) -> int:
         """Smallest gap in whole minutes (at least 1) between consecutive runs of the next 10."""
         runs = list(islice(self._runs_after(_aware_utc(after, "after")), 10))

@@ -21,6 +21,7 @@ from runlater.actors.janitor import Janitor
 from runlater.actors.listener import Listener
 from runlater.actors.mailer import Mailer
 from runlater.actors.messages import Notice, NoticeBox, Wake
+from runlater.actors.monitor import Monitor
 from runlater.actors.pool import PoolCarry, PoolManager
 from runlater.actors.rescuer import Rescuer
 from runlater.actors.scheduler import Scheduler
@@ -146,6 +147,10 @@ def build_node(
                 ChildSpec(
                     "janitor",
                     lambda: Janitor(store, clock, interval_s=settings.janitor_interval_s),
+                ),
+                ChildSpec(
+                    "monitor",
+                    lambda: Monitor(store, clock, interval_s=settings.monitor_interval_s),
                 ),
             ],
             policy,

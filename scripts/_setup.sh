@@ -45,6 +45,20 @@ ensure_browser() {
     fi
 }
 
+ensure_curl() {
+    # curl for the crontab-wrapper ping tests (what users run around their jobs).
+    if command -v curl >/dev/null 2>&1; then return; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing curl for the ping tests (apt-get)..." >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq curl >/dev/null
+    else
+        echo "curl not found: install it (e.g. apt-get install curl) for the ping tests" >&2
+        exit 2
+    fi
+}
+
 ensure_venv() {
     # One install serves both scripts: "test" installs the test extras on top of what "run"
     # needs, so after a test install scripts/run reuses it (no reinstall when switching). The

@@ -1,7 +1,8 @@
 """Janitor: deletes what no one may ask for any more — execution history past its plan's
 retention, idempotency keys older than 24 h, per-host backoff rows of hosts not called
 for a day (``STALE_BACKOFF_S``; a success deletes a host's row, a host never called again
-would keep it for ever), and finished mails of the e-mail log older than ``MAIL_DAYS``.
+would keep it for ever), finished mails of the e-mail log older than ``MAIL_DAYS``, and
+heartbeat monitors' pings past their plan's retention.
 
 Mailbox: none (ticks every ``janitor_interval_s``). Emits nothing. Leader-only: it runs in the
 Elector's sub-supervisor, so one node does the deleting. Each statement deletes a bounded batch
@@ -47,6 +48,7 @@ class JanitorResult:
     mails_deleted: int = 0
     sign_ins_deleted: int = 0  # sessions and sign-in links expired for a day
     minutes_deleted: int = 0  # the home page's per-minute aggregate past 8 days
+    monitor_pings_deleted: int = 0  # pings past their plan's retention
 
 
 class Janitor:
@@ -66,18 +68,20 @@ class Janitor:
         mails = await self._drain(lambda: self.store.purge_mails(MAIL_DAYS, BATCH))
         sign_ins = await self.store.delete_expired_sign_ins()
         minutes = await self._drain(lambda: self.store.delete_old_execution_minutes(BATCH))
-        if executions or keys or backoffs or mails or sign_ins or minutes:
+        pings = await self._drain(lambda: self.store.delete_old_monitor_pings(now, BATCH))
+        if executions or keys or backoffs or mails or sign_ins or minutes or pings:
             log.info(
                 "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d "
-                "mails=%d sign_ins=%d execution_minutes=%d",
+                "mails=%d sign_ins=%d execution_minutes=%d monitor_pings=%d",
                 executions,
                 keys,
                 backoffs,
                 mails,
                 sign_ins,
                 minutes,
+                pings,
             )
-        return JanitorResult(executions, keys, backoffs, mails, sign_ins, minutes)
+        return JanitorResult(executions, keys, backoffs, mails, sign_ins, minutes, pings)
 
     async def _drain(self, delete_batch: Callable[[], Awaitable[int]]) -> int:
         total = 0

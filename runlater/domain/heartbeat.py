@@ -11,7 +11,9 @@ Healthchecks.io's, so cron wrappers written for it behave the same here:
 * success (``/ping/T``, exit status 0) → up; failure (``/fail``, exit status 1 to 255) → down;
   ``/start`` opens a run (the state stays what it was); ``/log`` only records.
 * A finish closes the run it belongs to: the start with the same ``rid`` if it has one, else
-  the latest start; its duration is finish minus start.
+  the latest start; its duration is finish minus start. Only the latest start is the open run
+  watched here; the duration of an older overlapping run (a finish whose ``rid`` names it) is
+  measured from its start in the ping log, by the store.
 * A ping to a paused monitor resumes it (the ping decides the new state).
 * ``down_at`` is the instant the Monitor marks the monitor down: the open run's start plus the
   grace while a run is open, else the next expected ping plus the grace.
@@ -69,14 +71,15 @@ class PingOutcome:
     changed_to: Status | None  # the new status, when the ping changed it
 
 
-def _down_at(
-    schedule: Schedule, expected: datetime | None, started: datetime | None
+def watch_deadline(
+    grace: timedelta, expected: datetime | None, started: datetime | None
 ) -> datetime | None:
-    """An open run has its grace from its start (as Healthchecks.io does: a run that started
-    just before the deadline may finish); otherwise the next expected ping has it."""
+    """When the Monitor marks a watched monitor down. An open run has its grace from its start
+    (as Healthchecks.io does: a run that started just before the deadline may finish);
+    otherwise the next expected ping has it."""
     if started is not None:
-        return started + schedule.grace
-    return expected + schedule.grace if expected is not None else None
+        return started + grace
+    return expected + grace if expected is not None else None
 
 
 def on_ping(
@@ -97,7 +100,7 @@ def on_ping(
             started_at=at,
             started_rid=rid,
             next_expected_at=None if state.status == "paused" else state.next_expected_at,
-            down_at=_down_at(schedule, None, at) if watched else None,
+            down_at=watch_deadline(schedule.grace, None, at) if watched else None,
         )
         return PingOutcome(new, None, status if status != state.status else None)
     # A finish: success or failure.
@@ -113,7 +116,7 @@ def on_ping(
         next_expected_at=expected,
         started_at=started,
         started_rid=state.started_rid if still_open else None,
-        down_at=_down_at(schedule, expected, started) if outcome == "up" else None,
+        down_at=watch_deadline(schedule.grace, expected, started) if outcome == "up" else None,
     )
     return PingOutcome(new, duration, outcome if outcome != state.status else None)
 

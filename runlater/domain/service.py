@@ -17,7 +17,7 @@ from runlater.domain import sync
 from runlater.domain.batch import draft_batch
 from runlater.domain.tasks import draft_edit, draft_task, plan_edit
 from runlater.domain.urls import FieldWarning, UrlPolicy
-from runlater.schemas.sync import parse_sync
+from runlater.schemas.sync import SyncDraft, parse_sync
 from runlater.store.bulk import TaskSyncResult
 from runlater.store.ports import TaskStore
 from runlater.store.records import Row
@@ -81,7 +81,12 @@ class TaskService:
     ) -> Accepted[TaskSyncResult]:
         """Make the organization's tasks match a declared list, matched by name; one
         transaction, rolled back when ``dry_run``."""
-        draft = parse_sync(payload)
+        return await self.sync_declared(org_id, parse_sync(payload), dry_run=dry_run)
+
+    async def sync_declared(
+        self, org_id: UUID, draft: SyncDraft, *, dry_run: bool
+    ) -> Accepted[TaskSyncResult]:
+        """``sync`` of a request already parsed (``PUT /sync`` parses once for every kind)."""
         if draft.tasks is None:
             return Accepted(TaskSyncResult(created=[], updated=[], deleted=[], unchanged=[]), [])
         warnings = await self.urls.check_fields(

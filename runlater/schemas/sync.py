@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runlater.errors import InvalidInput, invalid
 from runlater.schemas.batch import body_too_large, encode_body
+from runlater.schemas.monitors import MonitorFields, parse_monitor
 from runlater.schemas.tasks import TaskFields, unwrap, validate_fields
 from runlater.schemas.unknown import unknown_fields
 
 MAX_SYNC_TASKS = 1000
-NOT_YET = ("monitors", "endpoints")
-KNOWN_KEYS = frozenset({"tasks", *NOT_YET, "delete_removed"})
+MAX_SYNC_MONITORS = 1000
+NOT_YET = ("endpoints",)
+KNOWN_KEYS = frozenset({"tasks", "monitors", *NOT_YET, "delete_removed"})
 INVALID = "invalid sync request; nothing was changed"
 # Error codes whose message is about one timing field (they carry no details).
 _CODE_FIELDS = {"invalid_delay": "delay", "invalid_run_at": "run_at"}
@@ -37,11 +39,22 @@ class SyncItem:
 
 
 @dataclass(frozen=True, slots=True)
+class MonitorSyncItem:
+    """One declared monitor: its path in the request, its name, and its body (aliases
+    merged, fields checked)."""
+
+    path: str
+    name: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SyncDraft:
-    """``tasks`` is None when the request leaves tasks out (then none is touched)."""
+    """A kind is None when the request leaves it out (then none of it is touched)."""
 
     tasks: list[SyncItem] | None
     delete_removed: bool
+    monitors: list[MonitorSyncItem] | None = None
 
 
 def under(path: str, exc: InvalidInput) -> dict[str, list[str]]:
@@ -111,6 +124,34 @@ def _items(raw: list[Any]) -> list[SyncItem]:
     return items
 
 
+def _monitor_items(raw: list[Any]) -> list[MonitorSyncItem]:
+    errors: dict[str, list[str]] = {}
+    items: list[MonitorSyncItem] = []
+    first_with_name: dict[str, str] = {}
+    for index, value in enumerate(raw):
+        path = f"monitors[{index}]"
+        try:
+            data, fields = parse_monitor(value)
+        except InvalidInput as exc:
+            errors.update(under(path, exc))
+            continue
+        if not fields.name:
+            errors[f"{path}.name"] = [
+                "is required, a non-empty string: sync matches monitors by name"
+            ]
+            continue
+        if fields.name in first_with_name:
+            errors[f"{path}.name"] = [
+                f"{fields.name!r} is also the name of {first_with_name[fields.name]}"
+            ]
+            continue
+        first_with_name[fields.name] = path
+        items.append(MonitorSyncItem(path, fields.name, data))
+    if errors:
+        raise invalid(errors, INVALID)
+    return items
+
+
 def parse_sync(payload: dict[str, Any]) -> SyncDraft:
     """The request's declared tasks, or 422 (413 for a body over 256 KiB) naming every
     problem found without the database."""
@@ -129,9 +170,28 @@ def parse_sync(payload: dict[str, Any]) -> SyncDraft:
         errors["tasks"] = ["must be a list"]
     elif tasks is not None and len(tasks) > MAX_SYNC_TASKS:
         errors["tasks"] = [f"at most {MAX_SYNC_TASKS} tasks per request"]
+    monitors = payload.get("monitors")
+    if monitors is not None and not isinstance(monitors, list):
+        errors["monitors"] = ["must be a list"]
+    elif monitors is not None and len(monitors) > MAX_SYNC_MONITORS:
+        errors["monitors"] = [f"at most {MAX_SYNC_MONITORS} monitors per request"]
     if errors:
         raise invalid(errors, INVALID)
-    return SyncDraft(None if tasks is None else _items(tasks), delete_removed)
+    task_items: list[SyncItem] | None = None
+    monitor_items: list[MonitorSyncItem] | None = None
+    for parse in ("tasks", "monitors"):
+        try:
+            if parse == "tasks" and tasks is not None:
+                task_items = _items(tasks)
+            elif parse == "monitors" and monitors is not None:
+                monitor_items = _monitor_items(monitors)
+        except InvalidInput as exc:
+            if exc.code != "validation_error":
+                raise
+            errors.update(exc.details or {})
+    if errors:
+        raise invalid(errors, INVALID)
+    return SyncDraft(task_items, delete_removed, monitor_items)
 
 
 # ------------------------------------------------------------------------------- OpenAPI models
@@ -178,6 +238,20 @@ class SyncTask(TaskFields):
     )
 
 
+class SyncMonitor(MonitorFields):
+    """A monitor as ``POST /monitors`` takes it, with a required ``name``. A new name creates
+    it; an existing one is edited like ``PATCH /monitors/{id}`` (its ping URL stays)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "nightly backup", "cron": "0 3 * * *", "timezone": "UTC"}]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="what a monitor is matched by")
+    cron: str | None = Field(default=None, description="the same as `cron_expression`")
+
+
 class SyncRequest(BaseModel):
     """The declared state, all applied in one transaction: any invalid item is 422 and
     nothing changes. A kind left out is not touched."""
@@ -209,8 +283,10 @@ class SyncRequest(BaseModel):
     tasks: list[SyncTask] | None = Field(
         default=None, max_length=MAX_SYNC_TASKS, description="the tasks, matched by name"
     )
-    monitors: list[dict[str, Any]] | None = Field(
-        default=None, max_length=0, description="not available in this version: absent or empty"
+    monitors: list[SyncMonitor] | None = Field(
+        default=None,
+        max_length=MAX_SYNC_MONITORS,
+        description="the heartbeat monitors, matched by name",
     )
     endpoints: list[dict[str, Any]] | None = Field(
         default=None, max_length=0, description="not available in this version: absent or empty"
@@ -262,3 +338,6 @@ class SyncResult(BaseModel):
 
     dry_run: bool
     tasks: SyncChanges
+    monitors: SyncChanges | None = Field(
+        default=None, description="present when the request declared monitors"
+    )

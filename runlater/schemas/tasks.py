@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import regex
@@ -227,8 +227,16 @@ def unwrap(payload: Any, singular: str) -> dict[str, Any]:
 
 
 def validate_fields(payload: dict[str, Any]) -> TaskFields:
+    return validate_model(TaskFields, payload)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_model(model: type[M], payload: dict[str, Any]) -> M:
+    """``payload`` validated by ``model``, or 422 with each problem under its field's name."""
     try:
-        return TaskFields.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         details: dict[str, list[str]] = {}
         for error in exc.errors():

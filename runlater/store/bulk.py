@@ -60,7 +60,7 @@ class TaskSyncResult:
 Decide = Callable[[list[Row]], TaskSyncPlan]
 
 
-class _DryRun(Exception):
+class DryRun(Exception):
     """Carries a dry run's result out of its transaction, rolling the transaction back."""
 
     def __init__(self, result: TaskSyncResult) -> None:
@@ -116,9 +116,9 @@ async def _sync_tasks(
         async with bridge.transaction(conn):
             result = await _apply_task_sync(conn, org_id, names, decide, delete_removed)
             if dry_run:
-                raise _DryRun(result)
+                raise DryRun(result)
             return result
-    except _DryRun as done:
+    except DryRun as done:
         return done.result
 
 

@@ -17,6 +17,7 @@ from runlater.events import Event
 from runlater.store.bulk import Decide, TaskSyncResult
 from runlater.store.mail import MailResult
 from runlater.store.mail import OutgoingMail as Mail
+from runlater.store.monitors import CronRefresh, DecideMonitors, Ping
 from runlater.store.records import (
     AdvanceResult,
     ApiKeyOwner,
@@ -106,6 +107,59 @@ class RetentionStore(Protocol):
     async def delete_expired_sign_ins(self) -> int: ...
 
     async def delete_old_execution_minutes(self, limit: int) -> int: ...
+
+    async def delete_old_monitor_pings(self, now: datetime, limit: int) -> int: ...
+
+
+class MonitorTickStore(Protocol):
+    """The Monitor actor (leader): overdue heartbeat monitors, cron monitors' instants."""
+
+    async def mark_overdue_monitors(self, now: datetime, limit: int) -> list[Row]: ...
+
+    async def next_monitor_deadline(self) -> datetime | None: ...
+
+    async def cron_monitors_to_refresh(self, now: datetime, limit: int) -> list[Row]: ...
+
+    async def refresh_cron_upcoming(self, refreshes: Sequence[CronRefresh]) -> None: ...
+
+
+class MonitorResourceStore(Protocol):
+    """The monitor service (``domain/monitor_service.py``): the resource and its pings."""
+
+    async def insert_monitor(self, org_id: UUID, row: Row) -> Row: ...
+
+    async def get_monitor(self, org_id: UUID, monitor_id: UUID) -> Row: ...
+
+    async def list_monitors(self, org_id: UUID, *, limit: int, offset: int) -> list[Row]: ...
+
+    async def update_monitor(self, org_id: UUID, monitor_id: UUID, plan: Any) -> Row: ...
+
+    async def delete_monitor(self, org_id: UUID, monitor_id: UUID) -> None: ...
+
+    async def list_monitor_pings(
+        self, org_id: UUID, monitor_id: UUID, *, limit: int, offset: int
+    ) -> list[Row]: ...
+
+    async def ping_monitor(self, ping: Ping) -> Row | None: ...
+
+    async def sync_monitors(
+        self,
+        org_id: UUID,
+        names: Sequence[str],
+        decide: DecideMonitors,
+        *,
+        delete_removed: bool,
+        dry_run: bool,
+    ) -> TaskSyncResult: ...
+
+    async def fix_monitor_expected(
+        self,
+        monitor_id: UUID,
+        pinged_at: datetime,
+        upcoming: Sequence[datetime],
+        refresh_at: datetime,
+        expected: datetime,
+    ) -> bool: ...
 
 
 class TaskStore(Protocol):
@@ -197,7 +251,7 @@ class EventReadStore(Protocol):
     async def read_events(self, kind: str, ids: list[Any]) -> list[Event]: ...
 
 
-class WebStore(TaskStore, PeopleStore, Protocol):
+class WebStore(TaskStore, PeopleStore, MonitorResourceStore, Protocol):
     """The web layer: the API's reads and changes besides the task service's, authentication,
     request transactions, readiness and metrics."""
 
@@ -311,6 +365,7 @@ class NodeStore(
     EventReadStore,
     LeaseStore,
     RetentionStore,
+    MonitorTickStore,
     WebStore,
     Protocol,
 ):

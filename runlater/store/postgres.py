@@ -21,6 +21,7 @@ from runlater.store.bulk import BulkStore
 from runlater.store.events import EventStore
 from runlater.store.mail import MailStore
 from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
+from runlater.store.monitors import MonitorStore
 from runlater.store.people import MembersStore
 from runlater.store.queries import Q
 from runlater.store.queues import QueueStore
@@ -111,7 +112,16 @@ async def _bootstrap(
 # ---------------------------------------------------------------------------- the trio API
 
 
-class Store(EventStore, MembersStore, QueueStore, UsageStore, BulkStore, AccessStore, MailStore):
+class Store(
+    EventStore,
+    MembersStore,
+    QueueStore,
+    UsageStore,
+    BulkStore,
+    AccessStore,
+    MailStore,
+    MonitorStore,
+):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 
     # -- health and schema

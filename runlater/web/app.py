@@ -16,6 +16,7 @@ from runlater import __version__, metrics
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
+from runlater.domain.monitor_service import MonitorService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
 from runlater.domain.urls import UrlPolicy
@@ -31,11 +32,12 @@ from runlater.schemas.common import Health, Readiness
 from runlater.store.ports import WebStore
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
 from runlater.web import access_log, auth, live, openapi, pages, ratelimit, transaction
-from runlater.web.api import audit, batch, cron, keys, org, queues, sync, tasks
+from runlater.web.api import audit, batch, cron, keys, monitors, org, queues, sync, tasks
 from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
 from runlater.web.field_names import details_as_sent
 from runlater.web.keycache import ApiKeyCache
+from runlater.web.public import ping
 from runlater.web.rights import RightsWatch
 
 log = logging.getLogger("runlater.web")
@@ -59,6 +61,8 @@ class SizedRequest(TrioRequest):
     def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
         if (method, path) in LARGE_REQUEST_ROUTES:
             kwargs["max_content_length"] = LARGE_REQUEST_BYTES
+        elif path.startswith("/ping/"):
+            kwargs["max_content_length"] = ping.MAX_PING_REQUEST_BYTES
         super().__init__(method, scheme, path, *args, **kwargs)
         self.max_content_length = kwargs.get("max_content_length")
 
@@ -89,6 +93,7 @@ def create_app(
         settings=settings,
         clock=clock,
         tasks=TaskService(store, urls, clock),
+        monitors=MonitorService(store, urls, clock),
         people=PeopleService(store, settings),
         api_keys=ApiKeyCache(seconds),
         hub=hub if hub is not None else Hub(),
@@ -126,9 +131,11 @@ def create_app(
     api.register_blueprint(cron.bp)
     api.register_blueprint(audit.bp)
     api.register_blueprint(queues.bp)
+    api.register_blueprint(monitors.bp)
     app.register_blueprint(api)
     pages.install(app, seconds)  # the dashboard, at the root
     live.install(app)  # websockets: /api/v1/live and /live
+    ping.install(app, seconds)  # /ping/{token}: heartbeat monitors' pings
 
     @app.get("/health")
     @openapi.public

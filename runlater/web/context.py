@@ -8,6 +8,7 @@ from quart import current_app
 
 from runlater.clock import Clock
 from runlater.config import Settings
+from runlater.domain.monitor_service import MonitorService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
 from runlater.events import Hub
@@ -24,6 +25,7 @@ class Services:
     settings: Settings
     clock: Clock
     tasks: TaskService
+    monitors: MonitorService
     people: PeopleService
     api_keys: ApiKeyCache
     hub: Hub

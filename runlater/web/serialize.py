@@ -97,3 +97,53 @@ def execution_detail(row: dict[str, Any]) -> dict[str, Any]:
         }
     )
     return data
+
+
+MONITOR_FIELDS = (
+    "id",
+    "name",
+    "ping_token",
+    "ping_url",
+    "badge_token",
+    "schedule_type",
+    "interval_seconds",
+    "cron_expression",
+    "timezone",
+    "grace_period_seconds",
+    "status",
+    "enabled",
+    "notify_on_failure",
+    "notify_on_recovery",
+    "on_failure_url",
+    "on_recovery_url",
+    "alert_after",
+    "last_ping_at",
+    "next_expected_at",
+    "started_at",
+    "last_duration_ms",
+    "inserted_at",
+    "updated_at",
+)
+PING_FIELDS = (
+    "id",
+    "kind",
+    "exit_status",
+    "rid",
+    "method",
+    "source_ip",
+    "user_agent",
+    "body",
+    "body_truncated",
+    "duration_ms",
+    "received_at",
+)
+
+
+def monitor(row: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A monitor; ``ping_url`` is made from the node's public base URL."""
+    return pick({**row, "ping_url": f"{base_url}/ping/{row['ping_token']}"}, MONITOR_FIELDS)
+
+
+def monitor_ping(row: dict[str, Any]) -> dict[str, Any]:
+    body = bytes(row["body"]).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return pick({**row, "body": body}, PING_FIELDS)

@@ -20,11 +20,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import pytest
 
+from runlater.store.monitors import Ping
 from runlater.store.postgres import Store
 from tests.contract.conftest import Client, Reply
 from tests.contract.spec_tools import api_operations, resolve
@@ -128,6 +130,33 @@ async def an_api_key(world: World) -> str:
     return key["id"]
 
 
+async def a_monitor(world: World) -> str:
+    """A's heartbeat monitor that has been pinged once (so it has a ping to list)."""
+    name = unique("alice-monitor")
+    monitor = await ok(
+        await world.alice.call(
+            "POST", "/monitors", json_body={"name": name, "interval_seconds": 3600}
+        ),
+        201,
+    )
+    await world.store.ping_monitor(
+        Ping(
+            UUID(monitor["ping_token"]),
+            "success",
+            None,
+            None,
+            datetime.now(UTC),
+            "GET",
+            None,
+            None,
+            b"",
+            False,
+        )
+    )
+    world.mark(monitor["id"], monitor["ping_token"], monitor["badge_token"], name)
+    return monitor["id"]
+
+
 # Path parameters that name something within the caller's own organization (not an id): another
 # organization's value reaches the caller's own namespace, never the other organization.
 NAMED_BY_CALLER = frozenset({"name"})
@@ -138,6 +167,7 @@ FACTORIES: dict[str, Callable[[World], Awaitable[str]]] = {
     "execution_id": a_failed_execution,
     "api_key_id": an_api_key,
     "name": a_queue,  # /queues/{name}/...
+    "monitor_id": a_monitor,
 }
 
 

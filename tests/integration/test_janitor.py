@@ -18,6 +18,8 @@ from runlater.actors.worker import Worker
 from runlater.clock import ManualClock
 from runlater.delivery.client import Deliverer
 from runlater.delivery.transport import TrioTransport
+from runlater.domain.monitors import draft_monitor
+from runlater.store.monitors import Ping
 from runlater.store.postgres import Store
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org, once_task
@@ -197,3 +199,36 @@ async def test_backoffs_of_hosts_not_called_for_a_day_are_deleted(
         assert (await janitor.run_once()).host_backoffs_deleted == 1
         hosts = await sql(conn, "select host from host_backoffs")
     assert hosts == [{"host": "recent.example"}]
+
+
+async def test_monitor_pings_are_kept_for_the_plans_retention(store: Store) -> None:
+    """A free organization's pings go after 7 days, a pro one's after 30; the monitor stays."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    tokens = {}
+    for name, tier in (("Free Pings", "free"), ("Pro Pings", "pro")):
+        org, _ = await make_org(store, name, tier=tier)
+        row = await store.insert_monitor(
+            org, draft_monitor({"name": "job", "interval_seconds": 3600}, now)
+        )
+        tokens[tier] = (org, row)
+        for age_days in (40, 20, 1):
+            await store.ping_monitor(
+                Ping(
+                    UUID(str(row["ping_token"])),
+                    "success",
+                    None,
+                    None,
+                    now - timedelta(days=age_days),
+                    "GET",
+                    None,
+                    None,
+                    b"",
+                    False,
+                )
+            )
+    result = await Janitor(store, ManualClock(now), interval_s=300).run_once(now)
+    assert result.monitor_pings_deleted == 3  # free: 40 and 20 days; pro: 40 days
+    for tier, kept in (("free", 1), ("pro", 2)):
+        org, row = tokens[tier]
+        pings = await store.list_monitor_pings(org, row["id"], limit=10, offset=0)
+        assert len(pings) == kept, tier

@@ -372,7 +372,10 @@ async def test_another_orgs_tasks_of_the_same_name_are_untouched(
             {"tasks[0].url", "tasks[1].method"},
         ),
         ({"tasks": [{**NIGHTLY, "name": "a\x00b"}]}, {"tasks[0].name"}),
-        ({"tasks": [NIGHTLY], "monitors": [{"name": "m"}]}, {"monitors"}),
+        (
+            {"tasks": [NIGHTLY], "monitors": [{"name": "m"}]},
+            {"monitors[0].interval_seconds", "monitors[0].cron_expression"},
+        ),
         ({"tasks": [NIGHTLY], "endpoints": [{"name": "e"}]}, {"endpoints"}),
         ({"tasks": [NIGHTLY], "monitors": "all"}, {"monitors"}),
         ({"task": [NIGHTLY]}, {"task"}),
@@ -454,6 +457,12 @@ async def test_plan_limits_of_the_database_apply(store: Store, app: QuartTrio) -
 async def test_monitors_and_endpoints_may_be_empty(api: Api) -> None:
     reply = await put_sync(api, {"tasks": [NIGHTLY], "monitors": [], "endpoints": None})
     assert reply.status == 200, reply.body
+    assert reply.body["data"]["monitors"] == {
+        "created": [],
+        "updated": [],
+        "deleted": [],
+        "unchanged": [],
+    }
 
 
 async def test_a_body_over_256_kib_is_payload_too_large(

@@ -10,7 +10,14 @@ from quart import Blueprint, jsonify, request
 from quart_schema import document_querystring, document_request, document_response
 
 from runlater.schemas.common import DataWarnings
-from runlater.schemas.sync import SyncQuery, SyncRequest, SyncResult, parse_dry_run
+from runlater.schemas.sync import (
+    SyncQuery,
+    SyncRequest,
+    SyncResult,
+    parse_dry_run,
+    parse_sync,
+)
+from runlater.store.bulk import TaskSyncResult
 from runlater.web import openapi
 from runlater.web.api.common import json_body, with_warnings
 from runlater.web.auth import org_id
@@ -25,15 +32,26 @@ bp = Blueprint("sync", __name__)
 @document_response(DataWarnings[SyncResult], 200)
 @openapi.errors("url_not_allowed", "limit_exceeded")
 async def sync() -> Any:
-    """Make the organization's tasks match a declared list, matched by name."""
+    """Make the organization's tasks and monitors match declared lists, matched by name."""
     dry_run = parse_dry_run(request.args.get("dry_run"))
-    synced = await services().tasks.sync(org_id(), await json_body(), dry_run=dry_run)
-    result = synced.value
-    changes = {
+    draft = parse_sync(await json_body())
+    org = org_id()
+    # Both kinds run inside the request's one transaction: an invalid monitor rolls the
+    # tasks back too.
+    synced = await services().tasks.sync_declared(org, draft, dry_run=dry_run)
+    monitors = await services().monitors.sync(org, draft, dry_run=dry_run)
+    data: dict[str, Any] = {"dry_run": dry_run, "tasks": _changes(synced.value)}
+    warnings = list(synced.warnings)
+    if monitors is not None:
+        data["monitors"] = _changes(monitors.value)
+        warnings.extend(monitors.warnings)
+    return jsonify(with_warnings({"data": data}, warnings))
+
+
+def _changes(result: TaskSyncResult) -> dict[str, list[str]]:
+    return {
         "created": result.created,
         "updated": result.updated,
         "deleted": result.deleted,
         "unchanged": result.unchanged,
     }
-    body = {"data": {"dry_run": dry_run, "tasks": changes}}
-    return jsonify(with_warnings(body, synced.warnings))
