@@ -65,6 +65,11 @@ class Settings:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def mail_domain(self) -> str:
+        """The domain of Message-IDs: the base URL's host."""
+        return urlsplit(self.public_base_url).hostname or "localhost"
+
+    @property
     def sender(self) -> str:
         """The From of every mail."""
         if self.mail_from:

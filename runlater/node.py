@@ -22,6 +22,7 @@ from runlater.actors.listener import Listener
 from runlater.actors.mailer import Mailer
 from runlater.actors.messages import Notice, NoticeBox, Wake
 from runlater.actors.monitor import Monitor
+from runlater.actors.notifier import Notifier
 from runlater.actors.pool import PoolCarry, PoolManager
 from runlater.actors.rescuer import Rescuer
 from runlater.actors.scheduler import Scheduler
@@ -127,6 +128,7 @@ def build_node(
     sched_send, sched_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     callback_send, callback_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     mail_send, mail_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
+    notify_send, notify_recv = trio.open_memory_channel[Wake](MAILBOX_SIZE)
     # Event notices wait here for the feeder; when it falls this far behind, subscribers are
     # told to read the state again (NoticeBox), and nothing else waits.
     events_send, events_recv = trio.open_memory_channel[Notice](EVENT_MAILBOX_SIZE)
@@ -187,6 +189,7 @@ def build_node(
         "runlater_tasks": [sched_send.clone()],
         "runlater_callbacks": [callback_send.clone()],
         "runlater_mail": [mail_send.clone()],
+        "runlater_notifications": [notify_send.clone()],
     }
     supervisor = Supervisor(
         [
@@ -217,6 +220,18 @@ def build_node(
                     sender=settings.sender,
                     poll_s=settings.poll_interval_s,
                     mailbox=mail_recv,
+                ),
+            ),
+            ChildSpec(
+                "notifier",
+                lambda: Notifier(
+                    store,
+                    deliverer.sender,
+                    clock,
+                    base_url=settings.public_base_url,
+                    mail_domain=settings.mail_domain,
+                    poll_s=settings.poll_interval_s,
+                    mailbox=notify_recv,
                 ),
             ),
             ChildSpec("event_feeder", lambda: EventFeeder(store, hub, events_recv)),

@@ -39,14 +39,16 @@ class UrlPolicy:
     resolver: Resolver | None = None
 
     async def check_fields(
-        self, groups: Iterable[tuple[str, Mapping[str, Any]]]
+        self,
+        groups: Iterable[tuple[str, Mapping[str, Any]]],
+        names: tuple[str, ...] = TASK_URL_FIELDS,
     ) -> list[FieldWarning]:
-        """Check the task URL fields of each ``(path prefix, fields)``; one
+        """Check the URL fields ``names`` of each ``(path prefix, fields)``; one
         ``url_not_allowed`` error naming every refused field, else the warnings."""
         refused: dict[str, list[str]] = {}
         warnings: list[FieldWarning] = []
         for prefix, fields in groups:
-            for name in TASK_URL_FIELDS:
+            for name in names:
                 if not fields.get(name):
                     continue
                 try:
@@ -62,5 +64,7 @@ class UrlPolicy:
             raise InvalidInput("url_not_allowed", NOT_ALLOWED, refused)
         return warnings
 
-    async def check(self, fields: Mapping[str, Any]) -> list[FieldWarning]:
-        return await self.check_fields([("", fields)])
+    async def check(
+        self, fields: Mapping[str, Any], names: tuple[str, ...] = TASK_URL_FIELDS
+    ) -> list[FieldWarning]:
+        return await self.check_fields([("", fields)], names)

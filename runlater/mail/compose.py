@@ -179,3 +179,28 @@ def signup_mail(*, to: str, link: str, organization: str, minutes: int) -> Mail:
             ignore=ignore,
         ),
     )
+
+
+def notification_mail(
+    *, to: str, title: str, lines: list[str], link: str, organization: str
+) -> Mail:
+    """A notification: what happened (``title``, ``lines``) and where to look (``link``)."""
+    link = _check_link(link)
+    why = (
+        f"You get this mail as a recipient of {organization}'s notifications on Runlater. "
+        "Change the notification channels or add a maintenance window in the dashboard."
+    )
+    text = "\n".join([title, "", *lines, "", link, "", why, "", "-- ", "Runlater", ""])
+    return Mail(
+        kind="notification",
+        to=to,
+        subject=_one_line(f"[{organization}] {title}", 200),
+        text=text,
+        html=_html(
+            title=_one_line(title),
+            paragraphs=lines,
+            button="Open in Runlater",
+            link=link,
+            ignore=why,
+        ),
+    )

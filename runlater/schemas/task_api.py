@@ -53,6 +53,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "notify_on_recovery": None,
     "on_failure_url": None,
     "on_recovery_url": None,
+    "alert_after": 1,
     "last_execution_at": "2026-01-01T02:00:01.250Z",
     "last_execution_status": "success",
     "inserted_at": "2025-12-01T10:00:00.000Z",
@@ -113,6 +114,7 @@ class Task(BaseModel):
     notify_on_recovery: bool | None
     on_failure_url: str | None
     on_recovery_url: str | None
+    alert_after: int = Field(ge=1, le=100, description="consecutive failures before a notification")
     last_execution_at: datetime | None
     last_execution_status: ExecutionStatus | None
     inserted_at: datetime
@@ -277,6 +279,9 @@ class TaskRequestFields(TaskFields):
     )
     on_failure_url: str | None = Field(default=None, max_length=2048, pattern=_URL_PATTERN)
     on_recovery_url: str | None = Field(default=None, max_length=2048, pattern=_URL_PATTERN)
+    alert_after: StrictInt | None = Field(
+        default=None, ge=1, le=100, description="consecutive failures before a notification (1)"
+    )
     expected_status_codes: str | None = Field(
         default=None,
         pattern=r"^\s*[1-5]\d\d(\s*,\s*[1-5]\d\d)*\s*$",

@@ -93,6 +93,7 @@ class TaskFields(BaseModel):
     notify_on_recovery: StrictBool | None = None
     on_failure_url: str | None = None
     on_recovery_url: str | None = None
+    alert_after: StrictInt | None = Field(default=None, ge=1, le=100)
     enabled: StrictBool | None = None
 
     @field_validator("method", mode="before")

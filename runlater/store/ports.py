@@ -18,6 +18,8 @@ from runlater.store.bulk import Decide, TaskSyncResult
 from runlater.store.mail import MailResult
 from runlater.store.mail import OutgoingMail as Mail
 from runlater.store.monitors import CronRefresh, DecideMonitors, Ping
+from runlater.store.notifications import NotificationDraft, NotificationResult
+from runlater.store.notifications import Plan as NotificationPlan
 from runlater.store.records import (
     AdvanceResult,
     ApiKeyOwner,
@@ -162,6 +164,54 @@ class MonitorResourceStore(Protocol):
     ) -> bool: ...
 
 
+class NotifierStore(Protocol):
+    """The Notifier: events into notifications, and their sends."""
+
+    async def expand_notification_events(
+        self, limit: int, now: datetime, hour: datetime, plan: NotificationPlan, domain: str
+    ) -> int: ...
+
+    async def claim_notifications(self, limit: int, lease_s: float, now: datetime) -> list[Row]: ...
+
+    async def finish_notifications(
+        self, results: Sequence[NotificationResult], max_attempts: int, now: datetime
+    ) -> int: ...
+
+    async def finish_summary(self, row: Row, compose: Any, now: datetime, domain: str) -> bool: ...
+
+    async def next_notification_due_in(self, now: datetime) -> float | None: ...
+
+
+class NotificationResourceStore(Protocol):
+    """The notification service: channels, maintenance windows, the notification log."""
+
+    async def insert_channel(self, org_id: UUID, fields: Row) -> Row: ...
+
+    async def list_channels(self, org_id: UUID) -> list[Row]: ...
+
+    async def get_channel(self, org_id: UUID, channel_id: UUID) -> Row: ...
+
+    async def update_channel(self, org_id: UUID, channel_id: UUID, merge: Any) -> Row: ...
+
+    async def delete_channel(self, org_id: UUID, channel_id: UUID) -> None: ...
+
+    async def write_notifications(
+        self, drafts: Sequence[NotificationDraft], now: datetime, domain: str
+    ) -> int: ...
+
+    async def list_notifications(
+        self, org_id: UUID, *, limit: int, offset: int, channel_id: UUID | None = None
+    ) -> list[Row]: ...
+
+    async def owners_of(self, org_id: UUID) -> list[str]: ...
+
+    async def insert_window(self, org_id: UUID, fields: Row) -> Row: ...
+
+    async def list_windows(self, org_id: UUID) -> list[Row]: ...
+
+    async def delete_window(self, org_id: UUID, window_id: UUID) -> None: ...
+
+
 class TaskStore(Protocol):
     """The domain's task service."""
 
@@ -251,7 +301,7 @@ class EventReadStore(Protocol):
     async def read_events(self, kind: str, ids: list[Any]) -> list[Event]: ...
 
 
-class WebStore(TaskStore, PeopleStore, MonitorResourceStore, Protocol):
+class WebStore(TaskStore, PeopleStore, MonitorResourceStore, NotificationResourceStore, Protocol):
     """The web layer: the API's reads and changes besides the task service's, authentication,
     request transactions, readiness and metrics."""
 
@@ -366,6 +416,7 @@ class NodeStore(
     LeaseStore,
     RetentionStore,
     MonitorTickStore,
+    NotifierStore,
     WebStore,
     Protocol,
 ):

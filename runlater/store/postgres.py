@@ -22,6 +22,7 @@ from runlater.store.events import EventStore
 from runlater.store.mail import MailStore
 from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
 from runlater.store.monitors import MonitorStore
+from runlater.store.notifications import NotificationStore
 from runlater.store.people import MembersStore
 from runlater.store.queries import Q
 from runlater.store.queues import QueueStore
@@ -121,6 +122,7 @@ class Store(
     AccessStore,
     MailStore,
     MonitorStore,
+    NotificationStore,
 ):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 

@@ -17,6 +17,7 @@ from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
 from runlater.domain.monitor_service import MonitorService
+from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
 from runlater.domain.urls import UrlPolicy
@@ -32,7 +33,18 @@ from runlater.schemas.common import Health, Readiness
 from runlater.store.ports import WebStore
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
 from runlater.web import access_log, auth, live, openapi, pages, ratelimit, transaction
-from runlater.web.api import audit, batch, cron, keys, monitors, org, queues, sync, tasks
+from runlater.web.api import (
+    audit,
+    batch,
+    cron,
+    keys,
+    monitors,
+    notifications,
+    org,
+    queues,
+    sync,
+    tasks,
+)
 from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
 from runlater.web.field_names import details_as_sent
@@ -94,6 +106,9 @@ def create_app(
         clock=clock,
         tasks=TaskService(store, urls, clock),
         monitors=MonitorService(store, urls, clock),
+        notifications=NotificationService(
+            store, urls, clock, settings.public_base_url, settings.mail_domain
+        ),
         people=PeopleService(store, settings),
         api_keys=ApiKeyCache(seconds),
         hub=hub if hub is not None else Hub(),
@@ -132,6 +147,7 @@ def create_app(
     api.register_blueprint(audit.bp)
     api.register_blueprint(queues.bp)
     api.register_blueprint(monitors.bp)
+    api.register_blueprint(notifications.bp)
     app.register_blueprint(api)
     pages.install(app, seconds)  # the dashboard, at the root
     live.install(app)  # websockets: /api/v1/live and /live

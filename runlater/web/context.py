@@ -9,6 +9,7 @@ from quart import current_app
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.domain.monitor_service import MonitorService
+from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
 from runlater.events import Hub
@@ -26,6 +27,7 @@ class Services:
     clock: Clock
     tasks: TaskService
     monitors: MonitorService
+    notifications: NotificationService
     people: PeopleService
     api_keys: ApiKeyCache
     hub: Hub

@@ -157,6 +157,36 @@ async def a_monitor(world: World) -> str:
     return monitor["id"]
 
 
+async def a_channel(world: World) -> str:
+    """A's notification channel that has sent one test notification (so its log has one)."""
+    name = unique("alice-channel")
+    channel = await ok(
+        await world.alice.call(
+            "POST",
+            "/notification-channels",
+            json_body={"name": name, "type": "email", "target": "alice@example.com"},
+        ),
+        201,
+    )
+    await ok(await world.alice.call("POST", f"/notification-channels/{channel['id']}/test"), 202)
+    world.mark(channel["id"], name)
+    return channel["id"]
+
+
+async def a_window(world: World) -> str:
+    reason = unique("alice-window")
+    window = await ok(
+        await world.alice.call(
+            "POST",
+            "/maintenance-windows",
+            json_body={"ends_at": "2099-01-01T00:00:00Z", "reason": reason},
+        ),
+        201,
+    )
+    world.mark(window["id"], reason)
+    return window["id"]
+
+
 # Path parameters that name something within the caller's own organization (not an id): another
 # organization's value reaches the caller's own namespace, never the other organization.
 NAMED_BY_CALLER = frozenset({"name"})
@@ -168,6 +198,8 @@ FACTORIES: dict[str, Callable[[World], Awaitable[str]]] = {
     "api_key_id": an_api_key,
     "name": a_queue,  # /queues/{name}/...
     "monitor_id": a_monitor,
+    "channel_id": a_channel,
+    "window_id": a_window,
 }
 
 

@@ -50,6 +50,7 @@ TASK_KEYS = frozenset(
         "notify_on_recovery",
         "on_failure_url",
         "on_recovery_url",
+        "alert_after",
         "last_execution_at",
         "last_execution_status",
         "inserted_at",

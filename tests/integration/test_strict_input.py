@@ -74,7 +74,7 @@ async def test_a_typo_in_a_field_name_is_refused_with_the_nearest_name(client: C
 async def test_a_field_with_no_near_name_lists_the_known_ones(client: Client) -> None:
     status, body = await client.call("POST", "/tasks", {"task": {"url": PUBLIC, "zzz": 1}})
     [message] = details(status, body)["zzz"]
-    assert message.startswith("unknown field 'zzz'; known fields: body, callback_url, cron,")
+    assert message.startswith("unknown field 'zzz'; known fields: alert_after, body, callback_url,")
     assert "delay" in message and "url" in message
 
 

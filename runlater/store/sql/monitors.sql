@@ -112,6 +112,13 @@ with old as (
         last_ping_kind = $2,
         last_status_change_at = case when c.new_status <> m.status then $5
                                      else m.last_status_change_at end,
+        consecutive_failures = case when $2 = 'fail' then m.consecutive_failures + 1
+                                    when $2 = 'success' then 0
+                                    else m.consecutive_failures end,
+        failure_notified = case when $2 = 'success' then false
+                                when $2 = 'fail' then m.failure_notified
+                                     or m.consecutive_failures + 1 >= m.alert_after
+                                else m.failure_notified end,
         last_duration_ms = case when c.run_start is not null
                                 then (extract(epoch from ($5::timestamptz - c.run_start))
                                       * 1000)::bigint
@@ -136,11 +143,34 @@ with old as (
     where m.id = c.id
     returning m.id, m.status, m.next_expected_at, m.down_at, c.old_status, c.run_start,
               m.last_duration_ms
+), evented as (
+    -- A failure streak reaching alert_after, or the end of one that was notified: the event
+    -- is written with the ping (the Notifier makes notifications of it).
+    insert into notification_events (organization_id, event, resource_type, resource_id,
+                                     resource_name, details)
+    select o.organization_id,
+           case when $2 = 'fail' then 'monitor.down' else 'monitor.up' end,
+           'monitor', o.id, o.name,
+           jsonb_build_object(
+               'reason', case when $2 = 'success' then 'a success ping arrived'
+                              when $3::smallint is not null
+                              then 'the job exited with status ' || $3::smallint::text
+                              else 'the job reported a failure' end,
+               'consecutive_failures', case when $2 = 'fail' then o.consecutive_failures + 1
+                                            else 0 end,
+               'notify', case when $2 = 'fail' then o.notify_on_failure
+                              else o.notify_on_recovery end,
+               'extra_url', case when $2 = 'fail' then o.on_failure_url
+                                 else o.on_recovery_url end)
+    from old o
+    join changed ch on ch.id = o.id
+    where ($2 = 'fail' and o.consecutive_failures + 1 = o.alert_after)
+       or ($2 = 'success' and o.failure_notified)
 ), recorded as (
     insert into monitor_pings (monitor_id, organization_id, kind, exit_status, rid, method,
                                source_ip, user_agent, body, body_truncated, duration_ms,
                                received_at)
-    select o.id, o.organization_id, $2, $3, $4::uuid, $6, $7, $8, $9, $10,
+    select o.id, o.organization_id, $2, $3::smallint, $4::uuid, $6, $7, $8, $9, $10,
            case when ch.run_start is not null then ch.last_duration_ms end, $5
     from old o left join changed ch on ch.id = o.id
     where o.enabled
@@ -172,18 +202,39 @@ returning m.id
 -- The Monitor's tick: every watched monitor whose deadline is at or before $1 goes down, in
 -- one range scan of monitors_down_at_idx. A row a ping holds is skipped (the ping moves its
 -- deadline; the next tick sees the outcome); the deadline is checked again on the locked row.
+-- A failure streak that reaches alert_after writes its event in the same statement.
 with due as (
     select id from monitors
     where down_at <= $1
     order by down_at
     limit $2
     for update skip locked
+), marked as (
+    update monitors m set status = 'down', down_at = null, last_status_change_at = $1,
+                          consecutive_failures = m.consecutive_failures + 1,
+                          failure_notified = m.failure_notified
+                                             or m.consecutive_failures + 1 >= m.alert_after,
+                          updated_at = now()
+    from due
+    where m.id = due.id and m.down_at <= $1
+    returning m.id, m.organization_id, m.name, m.started_at, m.next_expected_at,
+              m.consecutive_failures, m.alert_after, m.notify_on_failure, m.on_failure_url
+), evented as (
+    insert into notification_events (organization_id, event, resource_type, resource_id,
+                                     resource_name, details)
+    select k.organization_id, 'monitor.down', 'monitor', k.id, k.name,
+           jsonb_build_object(
+               'reason', case when k.started_at is not null
+                              then 'a run started at ' || api_timestamp(k.started_at)
+                                   || ' did not finish within the grace period'
+                              else 'no ping arrived by ' || api_timestamp(k.next_expected_at)
+                                   || ' and the grace period' end,
+               'consecutive_failures', k.consecutive_failures,
+               'notify', k.notify_on_failure, 'extra_url', k.on_failure_url)
+    from marked k
+    where k.consecutive_failures = k.alert_after
 )
-update monitors m set status = 'down', down_at = null, last_status_change_at = $1,
-                      updated_at = now()
-from due
-where m.id = due.id and m.down_at <= $1
-returning m.id, m.organization_id, m.name, m.started_at, m.next_expected_at
+select * from marked
 
 -- name: next_monitor_deadline
 select min(down_at) from monitors where down_at is not null

@@ -11,14 +11,15 @@ with org as (
                        cron_expression, timezone, interval_minutes, scheduled_at, next_run_at,
                        enabled, timeout_ms, retry_attempts, callback_url, expected_status_codes,
                        expected_body_pattern, queue, notify_on_failure, notify_on_recovery,
-                       on_failure_url, on_recovery_url)
+                       on_failure_url, on_recovery_url, alert_after)
     select org.id, r.name, r.url, r.method, coalesce(r.headers, '{}'), r.body, r.schedule_type,
            r.cron_expression, coalesce(r.timezone, 'UTC'), r.interval_minutes,
            case when r.schedule_type = 'once'
                 then coalesce(r.scheduled_at, now() + make_interval(secs => coalesce($3, 0))) end,
            r.next_run_at, coalesce(r.enabled, true), r.timeout_ms, r.retry_attempts,
            r.callback_url, r.expected_status_codes, r.expected_body_pattern, r.queue,
-           r.notify_on_failure, r.notify_on_recovery, r.on_failure_url, r.on_recovery_url
+           r.notify_on_failure, r.notify_on_recovery, r.on_failure_url, r.on_recovery_url,
+           coalesce(r.alert_after, 1)
     from org, r
     returning *
 ), e as (
@@ -90,6 +91,8 @@ with r as (
                               else t.on_failure_url end,
         on_recovery_url = case when $3 ? 'on_recovery_url' then r.on_recovery_url
                                else t.on_recovery_url end,
+        alert_after = case when $3 ? 'alert_after' then coalesce(r.alert_after, 1)
+                           else t.alert_after end,
         updated_at = now()
     from r
     where t.organization_id = $1 and t.id = $2 and t.deleted_at is null
