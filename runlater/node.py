@@ -26,6 +26,7 @@ from runlater.actors.notifier import Notifier
 from runlater.actors.pool import PoolCarry, PoolManager
 from runlater.actors.rescuer import Rescuer
 from runlater.actors.scheduler import Scheduler
+from runlater.actors.uptime_checker import UptimeChecker
 from runlater.clock import Clock, SystemClock
 from runlater.config import Settings
 from runlater.delivery.client import Deliverer
@@ -154,6 +155,7 @@ def build_node(
                     "monitor",
                     lambda: Monitor(store, clock, interval_s=settings.monitor_interval_s),
                 ),
+                ChildSpec("uptime_checker", lambda: UptimeChecker(store, deliverer.sender, clock)),
             ],
             policy,
             name="leader",

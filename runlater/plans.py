@@ -23,6 +23,8 @@ class Plan:
     retention_days: int
     # Members of an organization, pending invitations included (None: no limit).
     max_members: int | None
+    # The shortest interval of an HTTP uptime check (checked by the uptime check service).
+    min_uptime_interval_s: int = 300
 
 
 FREE = Plan(
@@ -40,5 +42,6 @@ PRO = Plan(
     hard_stop=False,
     retention_days=30,
     max_members=None,
+    min_uptime_interval_s=30,
 )
 PLANS: dict[str, Plan] = {plan.tier: plan for plan in (FREE, PRO)}

@@ -48,7 +48,7 @@ class JanitorResult:
     mails_deleted: int = 0
     sign_ins_deleted: int = 0  # sessions and sign-in links expired for a day
     minutes_deleted: int = 0  # the home page's per-minute aggregate past 8 days
-    monitor_pings_deleted: int = 0  # pings past their plan's retention
+    monitor_pings_deleted: int = 0  # heartbeat pings and uptime results past retention
 
 
 class Janitor:
@@ -69,6 +69,8 @@ class Janitor:
         sign_ins = await self.store.delete_expired_sign_ins()
         minutes = await self._drain(lambda: self.store.delete_old_execution_minutes(BATCH))
         pings = await self._drain(lambda: self.store.delete_old_monitor_pings(now, BATCH))
+        pings += await self._drain(lambda: self.store.delete_old_uptime_results(now, BATCH))
+        await self._drain(lambda: self.store.delete_old_uptime_days(now, BATCH))
         if executions or keys or backoffs or mails or sign_ins or minutes or pings:
             log.info(
                 "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d "

@@ -56,6 +56,13 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _ALIASES = (("cron", "cron_expression"), ("run_at", "scheduled_at"))
 
 
+def check_status_codes(value: str | None) -> str | None:
+    """Comma-separated HTTP status codes (spaces dropped), or ValueError saying the form."""
+    if value is not None and not _STATUS_CODES.match(value):
+        raise ValueError("must be comma-separated HTTP status codes, e.g. '200,201'")
+    return value.replace(" ", "") if value else value
+
+
 def _http_url(value: str | None) -> str | None:
     if value is None:
         return None
@@ -159,9 +166,7 @@ class TaskFields(BaseModel):
     @field_validator("expected_status_codes")
     @classmethod
     def _codes(cls, value: str | None) -> str | None:
-        if value is not None and not _STATUS_CODES.match(value):
-            raise ValueError("must be comma-separated HTTP status codes, e.g. '200,201'")
-        return value.replace(" ", "") if value else value
+        return check_status_codes(value)
 
     @field_validator("expected_body_pattern")
     @classmethod

@@ -33,6 +33,7 @@ from runlater.store.records import (
 )
 from runlater.store.session import DbTimeouts
 from runlater.store.transaction import IdempotencyKey, RequestTransaction
+from runlater.store.uptime import UptimeResult
 
 
 class DeliveryStore(Protocol):
@@ -111,6 +112,10 @@ class RetentionStore(Protocol):
     async def delete_old_execution_minutes(self, limit: int) -> int: ...
 
     async def delete_old_monitor_pings(self, now: datetime, limit: int) -> int: ...
+
+    async def delete_old_uptime_results(self, now: datetime, limit: int) -> int: ...
+
+    async def delete_old_uptime_days(self, now: datetime, limit: int) -> int: ...
 
 
 class MonitorTickStore(Protocol):
@@ -212,6 +217,40 @@ class NotificationResourceStore(Protocol):
     async def delete_window(self, org_id: UUID, window_id: UUID) -> None: ...
 
 
+class UptimeTickStore(Protocol):
+    """The UptimeChecker (leader)."""
+
+    async def claim_due_uptime_checks(self, now: datetime, limit: int) -> list[Row]: ...
+
+    async def next_uptime_check_at(self) -> datetime | None: ...
+
+    async def record_uptime_result(self, result: UptimeResult) -> Row | None: ...
+
+
+class UptimeResourceStore(Protocol):
+    """The uptime check service."""
+
+    async def get_organization_usage(self, org_id: UUID) -> Row: ...
+
+    async def insert_uptime_check(self, org_id: UUID, row: Row) -> Row: ...
+
+    async def get_uptime_check(self, org_id: UUID, check_id: UUID, now: datetime) -> Row: ...
+
+    async def list_uptime_checks(
+        self, org_id: UUID, now: datetime, *, limit: int, offset: int
+    ) -> list[Row]: ...
+
+    async def update_uptime_check(self, org_id: UUID, check_id: UUID, plan: Any) -> Row: ...
+
+    async def delete_uptime_check(self, org_id: UUID, check_id: UUID) -> None: ...
+
+    async def list_uptime_results(
+        self, org_id: UUID, check_id: UUID, *, limit: int, offset: int
+    ) -> list[Row]: ...
+
+    async def uptime_days(self, check_id: UUID, now: datetime) -> list[Row]: ...
+
+
 class TaskStore(Protocol):
     """The domain's task service."""
 
@@ -301,7 +340,14 @@ class EventReadStore(Protocol):
     async def read_events(self, kind: str, ids: list[Any]) -> list[Event]: ...
 
 
-class WebStore(TaskStore, PeopleStore, MonitorResourceStore, NotificationResourceStore, Protocol):
+class WebStore(
+    TaskStore,
+    PeopleStore,
+    MonitorResourceStore,
+    NotificationResourceStore,
+    UptimeResourceStore,
+    Protocol,
+):
     """The web layer: the API's reads and changes besides the task service's, authentication,
     request transactions, readiness and metrics."""
 
@@ -417,6 +463,7 @@ class NodeStore(
     RetentionStore,
     MonitorTickStore,
     NotifierStore,
+    UptimeTickStore,
     WebStore,
     Protocol,
 ):

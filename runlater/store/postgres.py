@@ -37,6 +37,7 @@ from runlater.store.records import (
     Row,
 )
 from runlater.store.task_writes import update_task_row
+from runlater.store.uptime import UptimeStore
 from runlater.store.usage import UsageStore
 
 MAX_INTERRUPTIONS = 3
@@ -123,6 +124,7 @@ class Store(
     MailStore,
     MonitorStore,
     NotificationStore,
+    UptimeStore,
 ):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 

@@ -20,6 +20,7 @@ from runlater.domain.monitor_service import MonitorService
 from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
+from runlater.domain.uptime import UptimeService
 from runlater.domain.urls import UrlPolicy
 from runlater.errors import (
     InvalidInput,
@@ -44,6 +45,7 @@ from runlater.web.api import (
     queues,
     sync,
     tasks,
+    uptime,
 )
 from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
@@ -106,6 +108,7 @@ def create_app(
         clock=clock,
         tasks=TaskService(store, urls, clock),
         monitors=MonitorService(store, urls, clock),
+        uptime=UptimeService(store, urls, clock),
         notifications=NotificationService(
             store, urls, clock, settings.public_base_url, settings.mail_domain
         ),
@@ -148,6 +151,7 @@ def create_app(
     api.register_blueprint(queues.bp)
     api.register_blueprint(monitors.bp)
     api.register_blueprint(notifications.bp)
+    api.register_blueprint(uptime.bp)
     app.register_blueprint(api)
     pages.install(app, seconds)  # the dashboard, at the root
     live.install(app)  # websockets: /api/v1/live and /live

@@ -12,6 +12,7 @@ from runlater.domain.monitor_service import MonitorService
 from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
+from runlater.domain.uptime import UptimeService
 from runlater.events import Hub
 from runlater.store.ports import WebStore
 from runlater.web.keycache import ApiKeyCache
@@ -28,6 +29,7 @@ class Services:
     tasks: TaskService
     monitors: MonitorService
     notifications: NotificationService
+    uptime: UptimeService
     people: PeopleService
     api_keys: ApiKeyCache
     hub: Hub

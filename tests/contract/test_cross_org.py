@@ -187,6 +187,20 @@ async def a_window(world: World) -> str:
     return window["id"]
 
 
+async def an_uptime_check(world: World) -> str:
+    name = unique("alice-uptime")
+    check = await ok(
+        await world.alice.call(
+            "POST",
+            "/uptime-checks",
+            json_body={"name": name, "url": CLOSED_TARGET, "interval_seconds": 60},
+        ),
+        201,
+    )
+    world.mark(check["id"], check["badge_token"], name)
+    return check["id"]
+
+
 # Path parameters that name something within the caller's own organization (not an id): another
 # organization's value reaches the caller's own namespace, never the other organization.
 NAMED_BY_CALLER = frozenset({"name"})
@@ -200,6 +214,7 @@ FACTORIES: dict[str, Callable[[World], Awaitable[str]]] = {
     "monitor_id": a_monitor,
     "channel_id": a_channel,
     "window_id": a_window,
+    "check_id": an_uptime_check,
 }
 
 
