@@ -71,6 +71,7 @@ class Janitor:
         pings = await self._drain(lambda: self.store.delete_old_monitor_pings(now, BATCH))
         pings += await self._drain(lambda: self.store.delete_old_uptime_results(now, BATCH))
         await self._drain(lambda: self.store.delete_old_uptime_days(now, BATCH))
+        await self._drain(lambda: self.store.delete_old_resource_days(now, BATCH))
         if executions or keys or backoffs or mails or sign_ins or minutes or pings:
             log.info(
                 "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d "

@@ -54,6 +54,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "on_failure_url": None,
     "on_recovery_url": None,
     "alert_after": 1,
+    "badge_token": "3f2a9c0d5e8b4a7f9c1d2e3f4a5b6c7d",
     "last_execution_at": "2026-01-01T02:00:01.250Z",
     "last_execution_status": "success",
     "inserted_at": "2025-12-01T10:00:00.000Z",
@@ -115,6 +116,7 @@ class Task(BaseModel):
     on_failure_url: str | None
     on_recovery_url: str | None
     alert_after: int = Field(ge=1, le=100, description="consecutive failures before a notification")
+    badge_token: str = Field(description="its public badge: /badge/{badge_token}/status.svg")
     last_execution_at: datetime | None
     last_execution_status: ExecutionStatus | None
     inserted_at: datetime

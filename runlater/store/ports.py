@@ -117,6 +117,8 @@ class RetentionStore(Protocol):
 
     async def delete_old_uptime_days(self, now: datetime, limit: int) -> int: ...
 
+    async def delete_old_resource_days(self, now: datetime, limit: int) -> int: ...
+
 
 class MonitorTickStore(Protocol):
     """The Monitor actor (leader): overdue heartbeat monitors, cron monitors' instants."""
@@ -251,6 +253,30 @@ class UptimeResourceStore(Protocol):
     async def uptime_days(self, check_id: UUID, now: datetime) -> list[Row]: ...
 
 
+class StatusResourceStore(Protocol):
+    """Status pages, badges and Runlater's own status (the public pages)."""
+
+    async def get_status_page(self, org_id: UUID) -> Row: ...
+
+    async def put_status_page(
+        self, org_id: UUID, *, enabled: bool, slug: str, title: str, items: list[Row]
+    ) -> Row: ...
+
+    async def existing_items(
+        self, org_id: UUID, kinds: Sequence[str], refs: Sequence[str]
+    ) -> set[int]: ...
+
+    async def status_page_by_slug(self, slug: str) -> Row | None: ...
+
+    async def status_items(
+        self, org_id: UUID, kinds: Sequence[str], refs: Sequence[str], now: datetime
+    ) -> list[Row]: ...
+
+    async def badge(self, token: str, now: datetime) -> Row | None: ...
+
+    async def system_status(self) -> Row: ...
+
+
 class TaskStore(Protocol):
     """The domain's task service."""
 
@@ -346,6 +372,7 @@ class WebStore(
     MonitorResourceStore,
     NotificationResourceStore,
     UptimeResourceStore,
+    StatusResourceStore,
     Protocol,
 ):
     """The web layer: the API's reads and changes besides the task service's, authentication,

@@ -36,6 +36,7 @@ from runlater.store.records import (
     RescueResult,
     Row,
 )
+from runlater.store.status import StatusStore
 from runlater.store.task_writes import update_task_row
 from runlater.store.uptime import UptimeStore
 from runlater.store.usage import UsageStore
@@ -125,6 +126,7 @@ class Store(
     MonitorStore,
     NotificationStore,
     UptimeStore,
+    StatusStore,
 ):
     """All database access. Construct with :meth:`open`; close with :meth:`close`."""
 

@@ -20,6 +20,7 @@ from runlater.domain.monitor_service import MonitorService
 from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
+from runlater.domain.status_pages import StatusPageService
 from runlater.domain.uptime import UptimeService
 from runlater.domain.urls import UrlPolicy
 from runlater.errors import (
@@ -43,6 +44,7 @@ from runlater.web.api import (
     notifications,
     org,
     queues,
+    status_page,
     sync,
     tasks,
     uptime,
@@ -51,7 +53,7 @@ from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
 from runlater.web.field_names import details_as_sent
 from runlater.web.keycache import ApiKeyCache
-from runlater.web.public import ping
+from runlater.web.public import ping, status
 from runlater.web.rights import RightsWatch
 
 log = logging.getLogger("runlater.web")
@@ -109,6 +111,7 @@ def create_app(
         tasks=TaskService(store, urls, clock),
         monitors=MonitorService(store, urls, clock),
         uptime=UptimeService(store, urls, clock),
+        status_pages=StatusPageService(store),
         notifications=NotificationService(
             store, urls, clock, settings.public_base_url, settings.mail_domain
         ),
@@ -152,10 +155,12 @@ def create_app(
     api.register_blueprint(monitors.bp)
     api.register_blueprint(notifications.bp)
     api.register_blueprint(uptime.bp)
+    api.register_blueprint(status_page.bp)
     app.register_blueprint(api)
     pages.install(app, seconds)  # the dashboard, at the root
     live.install(app)  # websockets: /api/v1/live and /live
     ping.install(app, seconds)  # /ping/{token}: heartbeat monitors' pings
+    status.install(app)  # /s/{slug}, /badge/{token}/*.svg, /status
 
     @app.get("/health")
     @openapi.public

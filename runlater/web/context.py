@@ -12,6 +12,7 @@ from runlater.domain.monitor_service import MonitorService
 from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
 from runlater.domain.service import TaskService
+from runlater.domain.status_pages import StatusPageService
 from runlater.domain.uptime import UptimeService
 from runlater.events import Hub
 from runlater.store.ports import WebStore
@@ -30,6 +31,7 @@ class Services:
     monitors: MonitorService
     notifications: NotificationService
     uptime: UptimeService
+    status_pages: StatusPageService
     people: PeopleService
     api_keys: ApiKeyCache
     hub: Hub

@@ -30,6 +30,7 @@ TASK_FIELDS = (
     "on_failure_url",
     "on_recovery_url",
     "alert_after",
+    "badge_token",
     "last_execution_at",
     "last_execution_status",
     "inserted_at",

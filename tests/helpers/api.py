@@ -51,6 +51,7 @@ TASK_KEYS = frozenset(
         "on_failure_url",
         "on_recovery_url",
         "alert_after",
+        "badge_token",
         "last_execution_at",
         "last_execution_status",
         "inserted_at",
@@ -135,6 +136,9 @@ class Api:
 
     async def patch(self, path: str, **kw: Any) -> Reply:
         return await self.call("PATCH", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> Reply:
+        return await self.call("PUT", path, **kw)
 
     async def delete(self, path: str, **kw: Any) -> Reply:
         return await self.call("DELETE", path, **kw)

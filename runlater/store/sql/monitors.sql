@@ -166,6 +166,15 @@ with old as (
     join changed ch on ch.id = o.id
     where ($2 = 'fail' and o.consecutive_failures + 1 = o.alert_after)
        or ($2 = 'success' and o.failure_notified)
+), daily as (
+    -- A finish counts for the monitor's day (status pages' 90-day bars).
+    insert into resource_days as d (resource_type, resource_id, day, good, bad)
+    select 'monitor', ch.id, ($5::timestamptz at time zone 'UTC')::date,
+           case when $2 = 'success' then 1 else 0 end, case when $2 = 'fail' then 1 else 0 end
+    from changed ch
+    where $2 in ('success', 'fail')
+    on conflict (resource_type, resource_id, day) do update
+        set good = d.good + excluded.good, bad = d.bad + excluded.bad
 ), recorded as (
     insert into monitor_pings (monitor_id, organization_id, kind, exit_status, rid, method,
                                source_ip, user_agent, body, body_truncated, duration_ms,
@@ -233,6 +242,12 @@ with due as (
                'notify', k.notify_on_failure, 'extra_url', k.on_failure_url)
     from marked k
     where k.consecutive_failures = k.alert_after
+), daily as (
+    insert into resource_days as d (resource_type, resource_id, day, good, bad)
+    select 'monitor', k.id, ($1::timestamptz at time zone 'UTC')::date, 0, 1
+    from marked k
+    order by k.id
+    on conflict (resource_type, resource_id, day) do update set bad = d.bad + 1
 )
 select * from marked
 
