@@ -64,16 +64,20 @@ async def _drive(
     duration: float,
     warmup: float,
     idempotency: bool = False,
+    paths: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the load generators; CPU is metered over their whole run (warm-up included) and
-    charged per request answered in that time (``answered``)."""
+    charged per request answered in that time (``answered``). ``paths``: connection i of all
+    of them posts to ``paths[i % len(paths)]``."""
     per = [connections // clients + (1 if i < connections % clients else 0) for i in range(clients)]
     meter.start()
     gens = []
-    for count in per:
+    for n, count in enumerate(per):
         args = _load_args(url, key, count, duration, warmup)
         if idempotency:
             args.append("--idempotency")
+        if paths:
+            args += ["--paths", ",".join(paths), "--offset", str(sum(per[:n]))]
         gens.append(procs.start(args))
     # The result line is large (every latency): read each generator's output to its exit.
     outputs = [

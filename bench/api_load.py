@@ -115,19 +115,25 @@ async def run(args: argparse.Namespace) -> dict:
     url = urlsplit(args.url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     body = args.body.encode()
-    head = (
-        f"POST {url.path or '/'} HTTP/1.1\r\nhost: {host}:{port}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
-    ).encode()
-    if args.key:
-        head += f"authorization: Bearer {args.key}\r\n".encode()
+    # --paths: connection i posts to paths[i % len(paths)] (e.g. one heartbeat monitor each).
+    paths = args.paths.split(",") if args.paths else [url.path or "/"]
+    heads = []
+    for path in paths:
+        head = (
+            f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        ).encode()
+        if args.key:
+            head += f"authorization: Bearer {args.key}\r\n".encode()
+        heads.append(head)
     now = time.monotonic()
     load = Load(now + args.warmup, now + args.warmup + args.duration)
     loop = asyncio.get_running_loop()
     reconnects = 0
 
-    async def keep_one() -> None:
+    async def keep_one(index: int) -> None:
         nonlocal reconnects
+        head = heads[index % len(heads)]
         while time.monotonic() < load.stop:
             try:
                 _, proto = await loop.create_connection(
@@ -141,7 +147,7 @@ async def run(args: argparse.Namespace) -> dict:
             reconnects += 1
 
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.gather(*(keep_one() for _ in range(args.connections)))
+    await asyncio.gather(*(keep_one(i + args.offset) for i in range(args.connections)))
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "pid": os.getpid(),
@@ -166,6 +172,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--idempotency", action="store_true")
+    parser.add_argument("--paths", default="", help="comma-separated paths, one per connection")
+    parser.add_argument("--offset", type=int, default=0, help="this process's first connection")
     args = parser.parse_args()
     if not args.url.startswith("http://127.0.0.1:"):
         raise SystemExit("bench.api_load only targets http://127.0.0.1")

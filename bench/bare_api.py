@@ -42,6 +42,13 @@ def quart_app() -> QuartTrio:
         return jsonify({"data": data, "message": "Task queued for execution"}), 202
 
     app.register_blueprint(api)
+
+    @app.route("/ping/<token>", methods=["GET", "POST", "HEAD"])
+    async def ping(token: str) -> Any:
+        """The ping route's baseline (bench.monitors): read the body, answer "OK"."""
+        await request.get_data()
+        return "OK", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
     return app
 
 
