@@ -30,6 +30,8 @@ EVENT_TYPES = frozenset(
         "task.updated",
         "task.deleted",
         "queue.changed",
+        "monitor.changed",
+        "uptime_check.changed",
     }
 )
 DEFAULT_BUFFER = 256

@@ -48,6 +48,13 @@ KIND_TYPES = {
     "xf": "execution.finished",
     "qc": "queue.changed",
     "td": "task.deleted",
+    "mc": "monitor.changed",
+    "uc": "uptime_check.changed",
+}
+# Kinds read as one row per id, by their query: the event's data is the row.
+ROW_KINDS = {
+    "mc": ("monitor.changed", "event_monitors"),
+    "uc": ("uptime_check.changed", "event_uptime_checks"),
 }
 
 
@@ -58,7 +65,7 @@ def parse_notice(payload: str) -> tuple[str, list[Any]] | None:
         kind, ids = found["k"], found["ids"]
     except (ValueError, KeyError, TypeError):
         return None
-    if kind not in ("xs", "xf", "tc", "tu", "td", "qc") or not isinstance(ids, list):
+    if kind not in KIND_TYPES or not isinstance(ids, list):
         return None
     return kind, ids
 
@@ -99,6 +106,18 @@ async def _read(conn: asyncpg.Connection, kind: str, ids: list[Any]) -> list[Eve
         rows = [dict(r) for r in await conn.fetch(Q.event_tasks, ids)]
         return [
             Event(r["organization_id"], TASK_KINDS[kind], _at(r, "updated_at"), r) for r in rows
+        ]
+    if kind in ROW_KINDS:
+        event_type, query = ROW_KINDS[kind]
+        rows = [dict(r) for r in await conn.fetch(getattr(Q, query), ids)]
+        return [
+            Event(
+                r["organization_id"],
+                event_type,
+                _at(r, "updated_at"),
+                {k: v for k, v in r.items() if k not in ("organization_id", "read_at")},
+            )
+            for r in rows
         ]
     if kind == "td":
         rows = [dict(r) for r in await conn.fetch(Q.event_deleted_tasks, ids)]

@@ -5,10 +5,12 @@ other organization's ids (as ``test_cross_org.py`` does for the API)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runlater.clock import SystemClock
 from runlater.config import Settings
+from runlater.domain.monitors import draft_monitor
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
 from tests.helpers.dashboard import Visitor, sign_in
@@ -46,7 +48,37 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
     [key, *_] = await store.list_api_keys(globex, limit=10, offset=0)
     await store.set_queue_paused(globex, "theirs", False)
     task = await store.insert_task(globex, once_task("https://example.com/x"), 3600)
+    now = datetime.now(UTC)
+    monitor = await store.insert_monitor(
+        globex, draft_monitor({"name": "theirs", "interval_seconds": 3600}, now)
+    )
+    channel = await store.insert_channel(
+        globex,
+        {
+            "name": "theirs",
+            "type": "email",
+            "target": "owners",
+            "events": ["monitor.down"],
+            "enabled": True,
+        },
+    )
+    window = await store.insert_window(
+        globex,
+        {
+            "resource_type": None,
+            "resource_id": None,
+            "starts_at": now,
+            "ends_at": now + timedelta(hours=1),
+            "cron": None,
+            "timezone": "UTC",
+            "duration_minutes": None,
+            "reason": "theirs",
+        },
+    )
     ids = {
+        "monitor_id": monitor["id"],
+        "channel_id": channel["id"],
+        "window_id": window["id"],
         "user_id": globex_owner,
         "key_id": key["id"],
         "invitation_id": invitation["id"],

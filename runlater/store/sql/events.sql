@@ -28,3 +28,16 @@ select q.organization_id, q.name, q.paused,
 from queues q
 join unnest($1::uuid[], $2::text[]) as k(org, name)
   on q.organization_id = k.org and q.name = k.name
+
+-- name: event_monitors
+-- Heartbeat monitors of a notification: their state now.
+select m.id, m.organization_id, m.name, m.status, m.last_ping_at, m.next_expected_at,
+       m.started_at, m.last_duration_ms, m.enabled, m.updated_at, now() as read_at
+from monitors m
+where m.id = any($1::uuid[])
+
+-- name: event_uptime_checks
+select c.id, c.organization_id, c.name, c.status, c.last_checked_at, c.last_response_ms,
+       c.last_status_code, c.last_error, c.enabled, c.updated_at, now() as read_at
+from uptime_checks c
+where c.id = any($1::uuid[])

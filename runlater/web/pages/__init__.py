@@ -15,12 +15,14 @@ from quart import Blueprint, Quart, g, request
 from runlater.errors import NotFound, StoreUnavailable, TransientConflict
 from runlater.web import transaction
 from runlater.web.pages import (
+    alerts,
     audit,
     detail,
     failures,
     guard,
     keys,
     members,
+    monitors,
     org,
     queues,
     signin,
@@ -53,7 +55,10 @@ def install(app: Quart, now: Seconds) -> None:
     bp.before_request(guard.same_origin)
     bp.before_request(guard.load_person)
     bp.before_request(_begin)
-    pages = (signin, org, members, keys, audit, task_form, tasks, queues, failures, detail)
+    pages = (
+        signin, org, members, keys, audit, task_form, tasks, queues, failures, detail, monitors,
+        alerts,
+    )  # fmt: skip
     for child in (module.bp for module in pages):
         bp.register_blueprint(child)
 

@@ -43,6 +43,17 @@ FLASH: dict[str, str] = {
     "retried": "The retries are queued; watch them run below.",
     "task_created": "The task is created.",
     "task_saved": "The task is saved.",
+    "monitor_created": "The monitor is created: send its first ping from your job.",
+    "monitor_saved": "The monitor is saved.",
+    "monitor_paused": "The monitor is paused until its next ping.",
+    "monitor_resumed": "The monitor is watched again from its next ping.",
+    "monitor_deleted": "The monitor is deleted; its ping URL answers 404 from now on.",
+    "channel_added": "The channel is added.",
+    "channel_tested": "A test notification is on its way; its outcome shows below.",
+    "channel_deleted": "The channel is deleted.",
+    "window_added": "The maintenance window is added: what it mutes is recorded, not sent.",
+    "window_ended": "The maintenance window is ended.",
+    "status_page_saved": "The status page is saved.",
 }
 STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
 
