@@ -75,7 +75,30 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
             "reason": "theirs",
         },
     )
+    check = await store.insert_uptime_check(
+        globex,
+        {
+            "name": "theirs",
+            "url": "https://example.com/",
+            "method": "GET",
+            "interval_seconds": 60,
+            "timeout_ms": 10000,
+            "expected_status_codes": None,
+            "keyword": None,
+            "failure_threshold": 2,
+            "status": "new",
+            "enabled": True,
+            "badge_token": "theirs-badge-token-0123456789",
+            "notify_on_failure": True,
+            "notify_on_recovery": True,
+            "on_failure_url": None,
+            "on_recovery_url": None,
+            "alert_after": 1,
+            "next_check_at": now.isoformat(),
+        },
+    )
     ids = {
+        "check_id": check["id"],
         "monitor_id": monitor["id"],
         "channel_id": channel["id"],
         "window_id": window["id"],

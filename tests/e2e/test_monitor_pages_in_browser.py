@@ -4,12 +4,14 @@ list show it down without a reload. Screenshots go to test-artifacts/screenshots
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.test_dashboard_in_browser import browser, shot, sign_in_by_link  # noqa: F401
 from tests.e2e.test_live_pages_in_browser import LIVE_TIMEOUT_MS, Site, site  # noqa: F401
-from tests.helpers.process import api
+from tests.helpers.process import api, sql
 
 
 def test_a_monitor_made_in_the_form_goes_down_live_on_its_page(
@@ -99,3 +101,33 @@ def test_channels_windows_and_the_status_page_are_set_up_in_the_browser(
     public.goto(serve.url + "/s/acme")
     expect(public.get_by_role("heading", name="Acme status")).to_be_visible()
     expect(public.locator(".status-item", has_text="Invoice run")).to_be_visible()
+
+
+def test_an_uptime_check_is_added_and_checked_in_the_browser(
+    browser: Browser,  # noqa: F811
+    site: Site,  # noqa: F811
+) -> None:
+    serve = site.serve
+    # Pro: checks every 30 s (free: 300 s).
+    # (In a thread of its own: Playwright's event loop runs in this one.)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            sql, site.env["RUNLATER_DATABASE_URL"], "update organizations set tier = 'pro'"
+        ).result()
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in_by_link(page, site.link)
+    page.goto(serve.url + "/monitors")
+    page.get_by_role("link", name="HTTP uptime checks →").click()
+    page.get_by_label("Name").fill("Homepage")
+    page.get_by_label("URL").fill(site.sink.url + "/status/503")
+    page.get_by_label("Every (seconds)").fill("30")
+    page.get_by_role("button", name="Add check").click()
+    expect(page.get_by_role("status")).to_contain_text("The uptime check is added")
+    row = page.locator("tr", has_text="Homepage")
+    expect(row.locator("[data-role=state]")).to_have_text("new")
+    expect(page.locator("html[data-live=connected]")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    # The node's UptimeChecker runs it within its interval; two failures in a row: down.
+    expect(row.locator("[data-role=state]")).to_have_text("down", timeout=75_000)
+    expect(row).to_contain_text("HTTP 503")
+    shot(page, "50-uptime-checks")

@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 from standardwebhooks import Webhook
 
+from runlater.actors.mailer import Mailer
 from runlater.actors.monitor import Monitor
 from runlater.actors.notifier import Notifier
 from runlater.actors.worker import Worker
@@ -28,8 +29,10 @@ from runlater.store.postgres import Store
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org, once_task
 from tests.helpers.sink import Sink, serve_sink
+from tests.helpers.smtp import smtp_server
 
 BASE = "http://runlater.test"
+SENDER = "Runlater <runlater@runlater.test>"
 START = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)
 
 
@@ -384,3 +387,27 @@ async def test_usage_alerts_come_once_per_month(
     assert [n["event"] for n in await notifications(store, org)] == ["usage.warning"]
     sent = await mails(database_url, org)
     assert len(sent) == 1 and "8,000 of 10,000" in sent[0]["text_body"]
+
+
+async def test_failure_mails_reach_an_smtp_server_through_the_mailer(
+    store: Store, org: UUID, clock: ManualClock, notifier: Notifier
+) -> None:
+    """E-mail end to end: the Notifier writes the mail into the outbox with the notification,
+    the Mailer sends it to a real (aiosmtpd) SMTP server: to the owner and to an e-mail
+    channel's address, both parts, with the monitor's link."""
+    await channel(store, org, "email", "oncall@acme.test")
+    await channel(store, org, "email", "owners")
+    row = await monitor(store, org, clock)
+    await ping(store, row, "fail", clock)
+    await notifier.run_once()
+    with smtp_server() as (inbox, port):
+        sent = await Mailer(store, smtp_url=f"smtp://127.0.0.1:{port}", sender=SENDER).run_once()
+        assert sent.sent == 2
+    assert sorted(r[0] for r in inbox.recipients) == ["oncall@acme.test", "owner@acme.test"]
+    for message in inbox.messages:
+        assert message["Subject"] == "[Acme] Monitor down: backup"
+        parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
+        assert set(parts) == {"text/plain", "text/html"}
+        for body in parts.values():
+            assert f"{BASE}/monitors/{row['id']}" in body
+            assert "the job reported a failure" in body

@@ -28,6 +28,7 @@ from runlater.web.pages import (
     signin,
     task_form,
     tasks,
+    uptime,
 )
 from runlater.web.pages.limits import SignInLimits
 from runlater.web.pages.render import page
@@ -57,7 +58,7 @@ def install(app: Quart, now: Seconds) -> None:
     bp.before_request(_begin)
     pages = (
         signin, org, members, keys, audit, task_form, tasks, queues, failures, detail, monitors,
-        alerts,
+        alerts, uptime,
     )  # fmt: skip
     for child in (module.bp for module in pages):
         bp.register_blueprint(child)

@@ -54,6 +54,10 @@ FLASH: dict[str, str] = {
     "window_added": "The maintenance window is added: what it mutes is recorded, not sent.",
     "window_ended": "The maintenance window is ended.",
     "status_page_saved": "The status page is saved.",
+    "check_added": "The uptime check is added; its first check runs within one interval.",
+    "check_paused": "The uptime check is paused.",
+    "check_resumed": "The uptime check runs again.",
+    "check_deleted": "The uptime check is deleted.",
 }
 STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
 
