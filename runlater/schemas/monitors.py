@@ -14,9 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from runlater.errors import invalid
-from runlater.schemas.tasks import _find_nul, _http_url, validate_model
-from runlater.schemas.unknown import unknown_fields
+from runlater.schemas.tasks import _http_url, validate_model
+from runlater.schemas.unknown import read_body
 
 MonitorStatus = Literal["new", "up", "down", "paused"]
 PingKind = Literal["success", "fail", "start", "log"]
@@ -94,29 +93,10 @@ class MonitorFields(BaseModel):
         return value.strip()
 
 
-MONITOR_KEYS = frozenset(MonitorFields.model_fields) | {alias for alias, _ in _ALIASES}
-
-
 def parse_monitor(payload: Any) -> tuple[dict[str, Any], MonitorFields]:
     """The body's keys (aliases merged) and its validated fields, or 422 naming each problem.
     A body may be wrapped as ``{"monitor": {...}}``."""
-    if not isinstance(payload, dict):
-        raise invalid({"body": ["must be a JSON object"]})
-    if set(payload) == {"monitor"} and isinstance(payload["monitor"], dict):
-        payload = payload["monitor"]
-    data = dict(payload)
-    details = unknown_fields(data, MONITOR_KEYS)
-    for key, value in data.items():
-        _find_nul(value, key, details)
-    for alias, canonical in _ALIASES:
-        if alias in data:
-            if canonical in data and data[canonical] != data[alias]:
-                details.setdefault(alias, []).append(
-                    f"{alias} and {canonical} are the same field and differ"
-                )
-            data[canonical] = data.pop(alias)
-    if details:
-        raise invalid(details)
+    data = read_body(payload, "monitor", MonitorFields.model_fields, _ALIASES)
     return data, validate_model(MonitorFields, data)
 
 

@@ -11,8 +11,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
 from runlater.errors import invalid
-from runlater.schemas.tasks import _find_nul, validate_model
-from runlater.schemas.unknown import unknown_fields
+from runlater.schemas.tasks import validate_model
+from runlater.schemas.unknown import read_body
 
 ChannelType = Literal["email", "slack", "discord", "teams", "webhook"]
 EventName = Literal[
@@ -30,20 +30,6 @@ CHANNEL_TYPES: tuple[str, ...] = ChannelType.__args__  # type: ignore[attr-defin
 OWNERS = "owners"  # an e-mail channel's target meaning: every owner of the organization
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _URL = re.compile(r"^https?://[^\s/?#]+\S*$", re.IGNORECASE)
-
-
-def _checked(payload: Any, known: frozenset[str], singular: str) -> dict[str, Any]:
-    if not isinstance(payload, dict):
-        raise invalid({"body": ["must be a JSON object"]})
-    if set(payload) == {singular} and isinstance(payload[singular], dict):
-        payload = payload[singular]
-    data = dict(payload)
-    details = unknown_fields(data, known)
-    for key, value in data.items():
-        _find_nul(value, key, details)
-    if details:
-        raise invalid(details)
-    return data
 
 
 class ChannelFields(BaseModel):
@@ -87,7 +73,7 @@ CHANNEL_KEYS = frozenset(ChannelFields.model_fields)
 
 def parse_channel(payload: Any) -> tuple[set[str], ChannelFields]:
     """The keys given and the validated fields (422 naming each problem)."""
-    data = _checked(payload, CHANNEL_KEYS, "channel")
+    data = read_body(payload, "channel", CHANNEL_KEYS)
     return set(data), validate_model(ChannelFields, data)
 
 
@@ -234,7 +220,7 @@ WINDOW_KEYS = frozenset(WindowFields.model_fields)
 
 
 def parse_window(payload: Any) -> WindowFields:
-    return validate_model(WindowFields, _checked(payload, WINDOW_KEYS, "maintenance_window"))
+    return validate_model(WindowFields, read_body(payload, "maintenance_window", WINDOW_KEYS))
 
 
 class MaintenanceWindow(BaseModel):

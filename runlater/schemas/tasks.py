@@ -27,7 +27,7 @@ from pydantic import (
 from runlater.errors import InvalidInput, invalid
 from runlater.patterns import MAX_PATTERN_EXPANSION, pattern_expansion
 from runlater.schemas.queues import QUEUE_NAME_HELP, QUEUE_NAME_PATTERN, check_queue_name
-from runlater.schemas.unknown import unknown_fields
+from runlater.schemas.unknown import read_body
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 MAX_BODY_BYTES = 256 * 1024
@@ -195,41 +195,9 @@ TASK_KEYS = frozenset(TaskFields.model_fields) | {
 }
 
 
-def _find_nul(value: Any, path: str, found: dict[str, list[str]]) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            found.setdefault(path, []).append("must not contain NUL characters")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _find_nul(key, path, found)
-            _find_nul(item, path, found)
-    elif isinstance(value, list):
-        for item in value:
-            _find_nul(item, path, found)
-
-
 def unwrap(payload: Any, singular: str) -> dict[str, Any]:
     """Accept flat bodies and ones wrapped in the resource's singular name; merge aliases."""
-    if not isinstance(payload, dict):
-        raise InvalidInput("invalid_json", "request body must be a JSON object")
-    if set(payload) == {singular}:
-        if not isinstance(payload[singular], dict):
-            raise invalid({singular: [f"must be an object of the {singular}'s fields"]})
-        payload = payload[singular]
-    payload = dict(payload)
-    details = unknown_fields(payload, TASK_KEYS)
-    for key, value in payload.items():
-        _find_nul(value, key, details)
-    for alias, canonical in _ALIASES:
-        if alias in payload:
-            if canonical in payload and payload[canonical] != payload[alias]:
-                details.setdefault(alias, []).append(
-                    f"{alias} and {canonical} are the same field and differ"
-                )
-            payload[canonical] = payload.pop(alias)
-    if details:
-        raise invalid(details)
-    return payload
+    return read_body(payload, singular, TASK_KEYS, _ALIASES)
 
 
 def validate_fields(payload: dict[str, Any]) -> TaskFields:

@@ -8,9 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from runlater.errors import invalid
-from runlater.schemas.tasks import _find_nul, _http_url, check_status_codes, validate_model
-from runlater.schemas.unknown import unknown_fields
+from runlater.schemas.tasks import _http_url, check_status_codes, validate_model
+from runlater.schemas.unknown import read_body
 
 _URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+\S*$"
 
@@ -75,20 +74,9 @@ class UptimeCheckFields(BaseModel):
         return check_status_codes(value)
 
 
-UPTIME_KEYS = frozenset(UptimeCheckFields.model_fields)
-
-
 def parse_uptime_check(payload: Any) -> tuple[set[str], UptimeCheckFields]:
-    if not isinstance(payload, dict):
-        raise invalid({"body": ["must be a JSON object"]})
-    if set(payload) == {"uptime_check"} and isinstance(payload["uptime_check"], dict):
-        payload = payload["uptime_check"]
-    data = dict(payload)
-    details = unknown_fields(data, UPTIME_KEYS)
-    for key, value in data.items():
-        _find_nul(value, key, details)
-    if details:
-        raise invalid(details)
+    """The keys given and the validated fields (422 naming each problem)."""
+    data = read_body(payload, "uptime_check", UptimeCheckFields.model_fields)
     return set(data), validate_model(UptimeCheckFields, data)
 
 

@@ -36,6 +36,12 @@ async def fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
     return await conn.fetchval(sql, *args)
 
 
+async def execute_count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
+    """How many rows the statement changed (its command tag's count)."""
+    status = await conn.execute(sql, *args)
+    return int(status.split()[-1])
+
+
 class StoreBase:
     """The pool and the two ways to use it; :meth:`open` and :meth:`close` it."""
 

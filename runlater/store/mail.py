@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from runlater.store.base import StoreBase, fetch, fetchval
+from runlater.store.base import StoreBase, execute_count, fetch, fetchval
 from runlater.store.queries import Q
 from runlater.store.records import Row
 
@@ -62,11 +62,6 @@ async def enqueue_mail(
     )
     mail_id: UUID = found["id"]
     return mail_id
-
-
-async def _execute(conn: asyncpg.Connection, sql: str, *args: object) -> str:
-    status: str = await conn.execute(sql, *args)
-    return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,5 +120,5 @@ class MailStore(StoreBase):
 
     async def purge_mails(self, older_than_days: int = 30, limit: int = 10_000) -> int:
         """Delete up to ``limit`` finished mails older than ``older_than_days``; how many."""
-        status: str = await self._run(_execute, Q.purge_mails, older_than_days, limit)
-        return int(status.split()[-1])
+        deleted: int = await self._run(execute_count, Q.purge_mails, older_than_days, limit)
+        return deleted

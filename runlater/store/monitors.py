@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from runlater.errors import Conflict, NotFound
 from runlater.store import bridge
-from runlater.store.base import StoreBase, fetch, fetchrow, fetchval
+from runlater.store.base import StoreBase, execute_count, fetch, fetchrow, fetchval
 from runlater.store.bulk import DryRun, TaskSyncResult
 from runlater.store.queries import Q
 from runlater.store.records import Row
@@ -263,10 +262,5 @@ class MonitorStore(StoreBase):
             await self._run(_refresh, refreshes)
 
     async def delete_old_monitor_pings(self, now: datetime, limit: int) -> int:
-        deleted: Any = await self._run(_execute_count, Q.delete_old_monitor_pings, now, limit)
-        return int(deleted)
-
-
-async def _execute_count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
-    status = await conn.execute(sql, *args)
-    return int(status.split()[-1])
+        deleted: int = await self._run(execute_count, Q.delete_old_monitor_pings, now, limit)
+        return deleted

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from runlater.errors import Conflict
-from runlater.store.base import StoreBase, fetch, fetchrow
+from runlater.store.base import StoreBase, execute_count, fetch, fetchrow
 from runlater.store.queries import Q
 from runlater.store.records import Row
 
@@ -65,9 +65,5 @@ class StatusStore(StoreBase):
         return found
 
     async def delete_old_resource_days(self, now: datetime, limit: int) -> int:
-        async def unit(conn: asyncpg.Connection) -> int:
-            status = await conn.execute(Q.delete_old_resource_days, now, limit)
-            return int(status.split()[-1])
-
-        deleted: int = await self._run(unit)
+        deleted: int = await self._run(execute_count, Q.delete_old_resource_days, now, limit)
         return deleted

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from runlater.errors import NotFound
 from runlater.store import bridge
-from runlater.store.base import StoreBase, fetch, fetchrow, fetchval
+from runlater.store.base import StoreBase, execute_count, fetch, fetchrow, fetchval
 from runlater.store.monitors import NameTaken
 from runlater.store.queries import Q
 from runlater.store.records import Row
@@ -61,11 +60,6 @@ async def _results(
         raise NotFound("uptime check not found")
     rows = await conn.fetch(Q.list_uptime_results, org_id, check_id, limit, offset)
     return [dict(r) for r in rows]
-
-
-async def _execute_count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
-    status = await conn.execute(sql, *args)
-    return int(status.split()[-1])
 
 
 class UptimeStore(StoreBase):
@@ -129,9 +123,9 @@ class UptimeStore(StoreBase):
     # -- the janitor
 
     async def delete_old_uptime_results(self, now: datetime, limit: int) -> int:
-        deleted: int = await self._run(_execute_count, Q.delete_old_uptime_results, now, limit)
+        deleted: int = await self._run(execute_count, Q.delete_old_uptime_results, now, limit)
         return deleted
 
     async def delete_old_uptime_days(self, now: datetime, limit: int) -> int:
-        deleted: int = await self._run(_execute_count, Q.delete_old_uptime_days, now, limit)
+        deleted: int = await self._run(execute_count, Q.delete_old_uptime_days, now, limit)
         return deleted

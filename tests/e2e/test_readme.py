@@ -93,7 +93,7 @@ def run_block(script: str, env: dict[str, str]) -> str:
 
 
 def test_the_readme_try_it_section_works_as_written() -> None:
-    serve_block, receive_block, create_block, check_block = try_it_blocks()
+    serve_block, receive_block, create_block, check_block, monitor_block = try_it_blocks()
     ports = {SERVER_PORT: str(free_port()), RECEIVER_PORT: str(free_port())}
     data_dir = Path(tempfile.mkdtemp(prefix="runlater-readme-"))
     os.chmod(data_dir, 0o755)  # the postgres OS user must reach <dir>/pg when we are root
@@ -132,6 +132,12 @@ def test_the_readme_try_it_section_works_as_written() -> None:
             30,
             "the task listed with last_execution_status success",
         )
+
+        # A heartbeat monitor, and the crontab wrapper's pings around a job: the monitor up.
+        watched = substituted(monitor_block, ports)
+        [up] = expected_lines(watched)
+        out = run_block(watched, {**env, "KEY": key})
+        assert up.fullmatch(out.strip().splitlines()[-1]), out
     finally:
         if receiver is not None:
             receiver.stop()

@@ -20,28 +20,40 @@ SHOWN = 50
 SPARK_W, SPARK_H = 300, 40
 
 
-def sparkline(executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Bars for the finished executions, oldest left: height by duration (relative to the
-    longest shown), colour by outcome."""
-    done = [e for e in reversed(executions) if e["finished_at"] is not None][-SHOWN:]
-    if not done:
+def duration_bars(points: list[tuple[int, bool, str]]) -> list[dict[str, Any]]:
+    """Bars of (duration ms, ok, label), oldest first and the last ``SHOWN`` of them: height
+    by duration (relative to the longest shown), colour by outcome."""
+    shown = points[-SHOWN:]
+    if not shown:
         return []
-    longest = max((e["duration_ms"] or 0) for e in done) or 1
+    longest = max(ms for ms, _, _ in shown) or 1
     width = SPARK_W / SHOWN
     bars = []
-    for i, e in enumerate(done):
-        height = max(2.0, SPARK_H * (e["duration_ms"] or 0) / longest)
+    for i, (ms, ok, label) in enumerate(shown):
+        height = max(2.0, SPARK_H * ms / longest)
         bars.append(
             {
                 "x": round(i * width, 1),
                 "y": round(SPARK_H - height, 1),
                 "w": round(width - 1, 1),
                 "h": round(height, 1),
-                "ok": e["status"] == "success",
-                "label": f"{e['status']} {e['duration_ms'] or 0} ms",
+                "ok": ok,
+                "label": label,
             }
         )
     return bars
+
+
+def sparkline(executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished executions' bars (the newest come first in ``executions``)."""
+    return duration_bars(
+        [
+            (e["duration_ms"] or 0, e["status"] == "success",
+             f"{e['status']} {e['duration_ms'] or 0} ms")
+            for e in reversed(executions)
+            if e["finished_at"] is not None
+        ]
+    )  # fmt: skip
 
 
 @bp.get("/tasks/<task_id>")

@@ -14,38 +14,27 @@ from runlater.errors import InvalidInput
 from runlater.web import serialize
 from runlater.web.context import services
 from runlater.web.pages import guard
+from runlater.web.pages.detail import SPARK_H, SPARK_W, duration_bars
 from runlater.web.pages.ids import page_id
 from runlater.web.pages.render import STALE_FORM, audit, form_values, page, to
 
 bp = Blueprint("monitor_pages", __name__)
 
 PINGS_SHOWN = 50
-CHART_W, CHART_H = 300, 40
 FORM_NAMES = {"cron_expression": "cron"}
 INT_FIELDS = ("interval_seconds", "grace_period_seconds", "alert_after")
 
 
-def duration_bars(pings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Bars of the finished runs shown, oldest left: height by duration, colour by outcome."""
-    runs = [p for p in reversed(pings) if p["duration_ms"] is not None]
-    if not runs:
-        return []
-    longest = max(p["duration_ms"] for p in runs) or 1
-    width = CHART_W / PINGS_SHOWN
-    bars = []
-    for i, p in enumerate(runs[-PINGS_SHOWN:]):
-        height = max(2.0, CHART_H * p["duration_ms"] / longest)
-        bars.append(
-            {
-                "x": round(i * width, 1),
-                "y": round(CHART_H - height, 1),
-                "w": round(width - 1, 1),
-                "h": round(height, 1),
-                "ok": p["kind"] == "success",
-                "label": f"{p['kind']} after {p['duration_ms'] / 1000:.1f} s",
-            }
-        )
-    return bars
+def run_bars(pings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished runs' bars (the newest ping comes first in ``pings``)."""
+    return duration_bars(
+        [
+            (p["duration_ms"], p["kind"] == "success",
+             f"{p['kind']} after {p['duration_ms'] / 1000:.1f} s")
+            for p in reversed(pings)
+            if p["duration_ms"] is not None
+        ]
+    )  # fmt: skip
 
 
 def payload_of(form: Any) -> dict[str, Any]:
@@ -151,8 +140,8 @@ async def monitor(monitor_id: str) -> Any:
         monitor=row,
         ping_url=f"{services().settings.public_base_url}/ping/{row['ping_token']}",
         pings=shown,
-        bars=duration_bars(pings),
-        chart=(CHART_W, CHART_H),
+        bars=run_bars(pings),
+        chart=(SPARK_W, SPARK_H),
         can_manage=guard.current().may(Action.MANAGE_WORK),
     )
 
