@@ -45,7 +45,7 @@ class ChannelFields(BaseModel):
                 {
                     "name": "ops in Slack",
                     "type": "slack",
-                    "target": "https://hooks.slack.com/services/T000/B000/XXXX",
+                    "target": "https://hooks.slack.com/services/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",
                     "events": ["task.failed", "monitor.down"],
                 }
             ]
@@ -100,7 +100,7 @@ class Channel(BaseModel):
                     "id": "0190f1c2-7a4b-7c3d-9e8f-1a2b3c4d5e80",
                     "name": "ops in Slack",
                     "type": "slack",
-                    "target": "https://hooks.slack.com/services/T000/B000/XXXX",
+                    "target": "https://hooks.slack.com/services/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",
                     "events": ["task.failed", "monitor.down"],
                     "enabled": True,
                     "sent": 12,
@@ -152,7 +152,7 @@ class Notification(BaseModel):
                     "resource_type": "monitor",
                     "resource_id": "0190f1c2-7a4b-7c3d-9e8f-1a2b3c4d5e70",
                     "channel_type": "slack",
-                    "target": "https://hooks.slack.com/services/T000/B000/XXXX",
+                    "target": "https://hooks.slack.com/services/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",
                     "status": "suppressed",
                     "reason": "maintenance window: database upgrade (until 2026-01-01T12:00:00Z)",
                     "attempts": 0,

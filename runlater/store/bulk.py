@@ -7,7 +7,7 @@ refuse the whole request), write the plan, and commit — or roll back for a dry
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -104,6 +104,21 @@ async def _apply_task_sync(
     )
 
 
+async def run_sync(
+    conn: asyncpg.Connection, apply: Callable[[], Awaitable[TaskSyncResult]], dry_run: bool
+) -> TaskSyncResult:
+    """``apply()`` in one transaction (a savepoint inside a request's), committed — or, for a
+    dry run, rolled back with its result kept. Shared by the syncs of every kind."""
+    try:
+        async with bridge.transaction(conn):
+            result = await apply()
+            if dry_run:
+                raise DryRun(result)
+            return result
+    except DryRun as done:
+        return done.result
+
+
 async def _sync_tasks(
     conn: asyncpg.Connection,
     org_id: UUID,
@@ -112,14 +127,9 @@ async def _sync_tasks(
     delete_removed: bool,
     dry_run: bool,
 ) -> TaskSyncResult:
-    try:
-        async with bridge.transaction(conn):
-            result = await _apply_task_sync(conn, org_id, names, decide, delete_removed)
-            if dry_run:
-                raise DryRun(result)
-            return result
-    except DryRun as done:
-        return done.result
+    return await run_sync(
+        conn, lambda: _apply_task_sync(conn, org_id, names, decide, delete_removed), dry_run
+    )
 
 
 class BulkStore(StoreBase):

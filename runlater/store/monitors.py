@@ -17,7 +17,7 @@ import asyncpg
 from runlater.errors import Conflict, NotFound
 from runlater.store import bridge
 from runlater.store.base import StoreBase, execute_count, fetch, fetchrow, fetchval
-from runlater.store.bulk import DryRun, TaskSyncResult
+from runlater.store.bulk import TaskSyncResult, run_sync
 from runlater.store.queries import Q
 from runlater.store.records import Row
 
@@ -148,14 +148,9 @@ async def _sync_monitors(
     delete_removed: bool,
     dry_run: bool,
 ) -> TaskSyncResult:
-    try:
-        async with bridge.transaction(conn):
-            result = await _apply_monitor_sync(conn, org_id, names, decide, delete_removed)
-            if dry_run:
-                raise DryRun(result)
-            return result
-    except DryRun as done:
-        return done.result
+    return await run_sync(
+        conn, lambda: _apply_monitor_sync(conn, org_id, names, decide, delete_removed), dry_run
+    )
 
 
 class MonitorStore(StoreBase):

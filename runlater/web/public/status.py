@@ -10,7 +10,6 @@ a monitor that goes down shows without a reload.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, render_template
@@ -116,7 +115,7 @@ def install(app: Any) -> None:
         if cached is not None:
             return dict(cached)
         svc = services()
-        now = datetime.now(UTC)
+        now = svc.clock.now()
         components = {"api": "operational"}
         try:
             row = await svc.store.system_status()
