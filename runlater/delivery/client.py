@@ -16,7 +16,7 @@ import trio
 
 from runlater import __version__
 from runlater.delivery.assertions import judge
-from runlater.delivery.signing import signature_headers
+from runlater.delivery.signing import signature_headers, upstash_signature
 from runlater.delivery.ssrf import UrlNotAllowed
 from runlater.delivery.transport import BlockedTarget
 from runlater.store.records import ClaimedExecution
@@ -65,6 +65,7 @@ class Attempt:
 
 JSON_CONTENT_TYPE = "application/json"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
+BINARY_CONTENT_TYPE = "application/octet-stream"
 
 
 def body_content_type(body: str) -> str:
@@ -82,27 +83,40 @@ def body_content_type(body: str) -> str:
 def request_headers(claimed: ClaimedExecution, body: bytes) -> dict[str, str]:
     """The task's headers plus Runlater's own; Runlater's win over the task's. A body gets a
     Content-Type (``body_content_type``) unless the task's headers set one."""
+    now = int(time.time())
     ours = {
         "User-Agent": USER_AGENT,
         "X-Runlater-Task-Id": str(claimed.task_id),
         "X-Runlater-Execution-Id": str(claimed.id),
         "X-Runlater-Attempt": str(claimed.attempt),
         # webhook-id is the retry chain's first execution: stable across retries and rescues.
-        **signature_headers(
-            claimed.signing_secrets, str(claimed.root_execution_id), int(time.time()), body
-        ),
+        **signature_headers(claimed.signing_secrets, str(claimed.root_execution_id), now, body),
     }
+    if claimed.qstash_signing_key is not None:
+        ours["Upstash-Signature"] = upstash_signature(
+            claimed.qstash_signing_key, claimed.url, body, now
+        )
     lowered = {k.lower() for k in ours}
     headers = {
         str(k): str(v) for k, v in (claimed.headers or {}).items() if str(k).lower() not in lowered
     }
     headers.update(ours)
-    if claimed.body is not None and not any(k.lower() == "content-type" for k in headers):
-        headers["Content-Type"] = body_content_type(claimed.body)
+    if not any(k.lower() == "content-type" for k in headers):
+        if claimed.body is not None:
+            headers["Content-Type"] = body_content_type(claimed.body)
+        elif claimed.body_bytes is not None:
+            headers["Content-Type"] = BINARY_CONTENT_TYPE
     # Raw bytes are stored: ask for no compression (no decompression bombs to defuse).
     if not any(k.lower() == "accept-encoding" for k in headers):
         headers["Accept-Encoding"] = "identity"
     return headers
+
+
+def request_body(claimed: ClaimedExecution) -> bytes | None:
+    """The bytes a delivery sends: a binary body as stored, a text body as UTF-8, or none."""
+    if claimed.body_bytes is not None:
+        return claimed.body_bytes
+    return claimed.body.encode("utf-8") if claimed.body is not None else None
 
 
 class Sender:
@@ -172,15 +186,9 @@ class Deliverer:
 
     async def deliver(self, claimed: ClaimedExecution) -> Attempt:
         attempt = Attempt()
-        body = claimed.body.encode("utf-8") if claimed.body is not None else b""
-        attempt.request_headers = request_headers(claimed, body)
-        await self.sender.send(
-            attempt,
-            claimed.method,
-            claimed.url,
-            body if claimed.body is not None else None,
-            claimed.timeout_ms,
-        )
+        content = request_body(claimed)
+        attempt.request_headers = request_headers(claimed, content or b"")
+        await self.sender.send(attempt, claimed.method, claimed.url, content, claimed.timeout_ms)
         if attempt.status == "responded":
             assert attempt.status_code is not None and attempt.response_body is not None
             attempt.error = judge(

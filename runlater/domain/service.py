@@ -15,7 +15,7 @@ from uuid import UUID
 from runlater.clock import Clock
 from runlater.domain import sync
 from runlater.domain.batch import draft_batch
-from runlater.domain.tasks import draft_edit, draft_task, plan_edit
+from runlater.domain.tasks import draft_edit, draft_task, plan_edit, stored_body
 from runlater.domain.urls import FieldWarning, UrlPolicy
 from runlater.schemas.sync import SyncDraft, parse_sync
 from runlater.store.bulk import TaskSyncResult
@@ -39,9 +39,15 @@ class TaskService:
     urls: UrlPolicy
     clock: Clock
 
-    async def create(self, org_id: UUID, payload: Any) -> Accepted[Row]:
-        """A new task (cron or one-time) from a ``POST /tasks`` body."""
+    async def create(
+        self, org_id: UUID, payload: Any, *, origin: str = "api", body_bytes: bytes | None = None
+    ) -> Accepted[Row]:
+        """A new task (cron or one-time) from a ``POST /tasks`` body. Other front doors name
+        themselves in ``origin`` and may give the body as raw bytes (sent byte-exact)."""
         draft = draft_task(payload, self.clock.now())
+        draft.row["origin"] = origin
+        if body_bytes is not None:
+            draft.row.update(stored_body(body_bytes))
         warnings = await self.urls.check(draft.row)
         return Accepted(await self.store.insert_task(org_id, draft.row, draft.delay_s), warnings)
 

@@ -43,6 +43,19 @@ class TaskEditDraft:
     expression: str | None
 
 
+def stored_body(raw: bytes) -> Row:
+    """The body columns of raw bytes: text in ``body`` when they are UTF-8 without NUL (what
+    the API shows and edits), else ``body_bytes`` (as Postgres' hex input form, for the JSON
+    the store populates the row from)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:
+        return {"body": text, "body_bytes": None}
+    return {"body": None, "body_bytes": "\\x" + raw.hex()}
+
+
 def cron_row(expression: str, timezone: str, now: datetime) -> Row:
     """Schedule columns of a cron task, or a validation error naming the field."""
     try:

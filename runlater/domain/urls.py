@@ -14,7 +14,13 @@ from runlater.delivery.resolver import Resolver
 from runlater.delivery.ssrf import UrlNotAllowed, check_url
 from runlater.errors import InvalidInput
 
-TASK_URL_FIELDS = ("url", "callback_url", "on_failure_url", "on_recovery_url")
+TASK_URL_FIELDS = (
+    "url",
+    "callback_url",
+    "failure_callback_url",
+    "on_failure_url",
+    "on_recovery_url",
+)
 NOT_ALLOWED = "a URL points where Runlater may not call"
 
 

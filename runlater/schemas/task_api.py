@@ -46,6 +46,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "timeout_ms": 30000,
     "retry_attempts": 0,
     "callback_url": None,
+    "failure_callback_url": None,
     "expected_status_codes": "200,201",
     "expected_body_pattern": None,
     "queue": None,
@@ -55,6 +56,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     "on_recovery_url": None,
     "alert_after": 1,
     "badge_token": "3f2a9c0d5e8b4a7f9c1d2e3f4a5b6c7d",
+    "origin": "api",
     "last_execution_at": "2026-01-01T02:00:01.250Z",
     "last_execution_status": "success",
     "inserted_at": "2025-12-01T10:00:00.000Z",
@@ -108,6 +110,9 @@ class Task(BaseModel):
     timeout_ms: int = Field(ge=1000, le=300000)
     retry_attempts: int = Field(ge=0, le=10, description=RETRY_HELP)
     callback_url: str | None
+    failure_callback_url: str | None = Field(
+        description="POSTed once when an execution fails for good (lands in the DLQ)"
+    )
     expected_status_codes: str | None
     expected_body_pattern: str | None
     queue: str | None
@@ -117,6 +122,10 @@ class Task(BaseModel):
     on_recovery_url: str | None
     alert_after: int = Field(ge=1, le=100, description="consecutive failures before a notification")
     badge_token: str = Field(description="its public badge: /badge/{badge_token}/status.svg")
+    origin: Literal["api", "inbound", "qstash"] = Field(
+        description="the front door that made it: the API (and dashboard), an inbound "
+        "endpoint's forward, or the QStash-compatible /v2 API"
+    )
     last_execution_at: datetime | None
     last_execution_status: ExecutionStatus | None
     inserted_at: datetime
@@ -278,6 +287,12 @@ class TaskRequestFields(TaskFields):
         max_length=2048,
         pattern=_URL_PATTERN,
         description="POSTed the outcome of each execution",
+    )
+    failure_callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=_URL_PATTERN,
+        description="POSTed once when an execution fails for good (lands in the DLQ)",
     )
     on_failure_url: str | None = Field(default=None, max_length=2048, pattern=_URL_PATTERN)
     on_recovery_url: str | None = Field(default=None, max_length=2048, pattern=_URL_PATTERN)

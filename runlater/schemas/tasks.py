@@ -89,6 +89,7 @@ class TaskFields(BaseModel):
     timeout_ms: StrictInt | None = Field(default=None, ge=1000, le=300000)
     retry_attempts: StrictInt | None = Field(default=None, ge=0, le=10)
     callback_url: str | None = None
+    failure_callback_url: str | None = None
     expected_status_codes: str | None = Field(default=None, max_length=200)
     expected_body_pattern: str | None = Field(default=None, max_length=1000)
     queue: str | None = Field(
@@ -113,7 +114,9 @@ class TaskFields(BaseModel):
     def _queue(cls, value: str | None) -> str | None:
         return check_queue_name(value)
 
-    @field_validator("url", "callback_url", "on_failure_url", "on_recovery_url")
+    @field_validator(
+        "url", "callback_url", "failure_callback_url", "on_failure_url", "on_recovery_url"
+    )
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return _http_url(value)

@@ -30,6 +30,9 @@ class ClaimedExecution:
     expected_body_pattern: str | None = None
     signing_secrets: tuple[str, ...] | list[str] = ()  # newest first
     next_run_at: datetime | None = None  # a cron task's next scheduled run (no retry past it)
+    body_bytes: bytes | None = None  # a body that is not UTF-8 text, sent byte-exact
+    origin: str = "api"  # the front door that made the task: api | inbound | qstash
+    qstash_signing_key: str | None = None  # set for 'qstash' tasks: signs Upstash-Signature
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,8 @@ TASK_KEYS = frozenset(
         "on_recovery_url",
         "alert_after",
         "badge_token",
+        "origin",
+        "failure_callback_url",
         "last_execution_at",
         "last_execution_status",
         "inserted_at",

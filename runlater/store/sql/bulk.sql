@@ -19,12 +19,14 @@ with org as (
     insert into tasks (id, organization_id, name, url, method, headers, body, schedule_type,
                        timezone, scheduled_at, enabled, timeout_ms, retry_attempts, callback_url,
                        expected_status_codes, expected_body_pattern, queue, notify_on_failure,
-                       notify_on_recovery, on_failure_url, on_recovery_url, alert_after)
+                       notify_on_recovery, on_failure_url, on_recovery_url, alert_after,
+                       origin, failure_callback_url)
     select items.id, org.id, r.name, r.url, r.method, coalesce(r.headers, '{}'), items.body,
            'once', coalesce(r.timezone, 'UTC'), run.at, coalesce(r.enabled, true), r.timeout_ms,
            r.retry_attempts, r.callback_url, r.expected_status_codes, r.expected_body_pattern,
            r.queue, r.notify_on_failure, r.notify_on_recovery, r.on_failure_url,
-           r.on_recovery_url, coalesce(r.alert_after, 1)
+           r.on_recovery_url, coalesce(r.alert_after, 1), coalesce(r.origin, 'api'),
+           r.failure_callback_url
     from org, r, run, items
     order by items.ord
     returning id, organization_id, host

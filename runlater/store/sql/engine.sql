@@ -50,7 +50,10 @@ from picked p, tasks t, organizations o
 where e.id = p.id and t.id = e.task_id and o.id = e.organization_id
 returning e.id, e.lease_token, e.task_id, e.organization_id, e.attempt,
           coalesce(e.root_execution_id, e.id) as root_execution_id, e.scheduled_for,
-          t.schedule_type, t.url, t.method, t.headers, t.body, t.timeout_ms,
+          t.schedule_type, t.url, t.method, t.headers, t.body, t.body_bytes, t.origin,
+          case when t.origin = 'qstash' then o.qstash_current_signing_key end
+              as qstash_signing_key,
+          t.timeout_ms,
           t.retry_attempts, t.expected_status_codes, t.expected_body_pattern,
           t.next_run_at,
           array_remove(array[o.webhook_secret,

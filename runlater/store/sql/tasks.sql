@@ -11,7 +11,8 @@ with org as (
                        cron_expression, timezone, interval_minutes, scheduled_at, next_run_at,
                        enabled, timeout_ms, retry_attempts, callback_url, expected_status_codes,
                        expected_body_pattern, queue, notify_on_failure, notify_on_recovery,
-                       on_failure_url, on_recovery_url, alert_after)
+                       on_failure_url, on_recovery_url, alert_after, body_bytes, origin,
+                       failure_callback_url)
     select org.id, r.name, r.url, r.method, coalesce(r.headers, '{}'), r.body, r.schedule_type,
            r.cron_expression, coalesce(r.timezone, 'UTC'), r.interval_minutes,
            case when r.schedule_type = 'once'
@@ -19,7 +20,8 @@ with org as (
            r.next_run_at, coalesce(r.enabled, true), r.timeout_ms, r.retry_attempts,
            r.callback_url, r.expected_status_codes, r.expected_body_pattern, r.queue,
            r.notify_on_failure, r.notify_on_recovery, r.on_failure_url, r.on_recovery_url,
-           coalesce(r.alert_after, 1)
+           coalesce(r.alert_after, 1), r.body_bytes, coalesce(r.origin, 'api'),
+           r.failure_callback_url
     from org, r
     returning *
 ), e as (
@@ -66,6 +68,7 @@ with r as (
         method = case when $3 ? 'method' then r.method else t.method end,
         headers = case when $3 ? 'headers' then coalesce(r.headers, '{}') else t.headers end,
         body = case when $3 ? 'body' then r.body else t.body end,
+        body_bytes = case when $3 ? 'body' then null else t.body_bytes end,
         cron_expression = case when $3 ? 'cron_expression' then r.cron_expression
                                else t.cron_expression end,
         timezone = case when $3 ? 'timezone' then r.timezone else t.timezone end,
@@ -78,6 +81,8 @@ with r as (
         retry_attempts = case when $3 ? 'retry_attempts' then r.retry_attempts
                               else t.retry_attempts end,
         callback_url = case when $3 ? 'callback_url' then r.callback_url else t.callback_url end,
+        failure_callback_url = case when $3 ? 'failure_callback_url' then r.failure_callback_url
+                                    else t.failure_callback_url end,
         expected_status_codes = case when $3 ? 'expected_status_codes'
                                      then r.expected_status_codes else t.expected_status_codes end,
         expected_body_pattern = case when $3 ? 'expected_body_pattern'
