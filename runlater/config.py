@@ -6,6 +6,7 @@ CLI flags override the environment (see ``runlater.cli``). Units are part of the
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +60,9 @@ class Settings:
     live_max_per_org: int = 100  # live websocket connections per organization and node
     ping_rate_limit_per_token: int = 60  # pings per minute per monitor and node (0: off)
     monitor_interval_s: float = 5.0  # the Monitor's longest wait between ticks (leader only)
+    # Peers whose X-Forwarded-For is believed (addresses or CIDR blocks); /in/{slug} records
+    # the sender's address from it (runlater/domain/inbound.py client_ip). Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def public_base_url(self) -> str:
@@ -98,6 +102,22 @@ def _parse_number(name: str, raw: str, kind: type, minimum: float) -> int | floa
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
     return value
+
+
+def _parse_networks(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR blocks, each checked."""
+    found = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be comma-separated IP addresses or CIDR blocks, got {part!r}"
+            ) from None
+        found.append(part.strip())
+    return tuple(found)
 
 
 # variable suffix -> (field, parser kind, minimum)
@@ -153,6 +173,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             values[field] = raw.strip()
     if (raw := get("DATA_DIR")) is not None:
         values["data_dir"] = Path(raw).expanduser()
+    if (raw := get("TRUSTED_PROXIES")) is not None:
+        values["trusted_proxies"] = _parse_networks("RUNLATER_TRUSTED_PROXIES", raw)
     if (raw := get("ALLOW_PRIVATE_TARGETS")) is not None:
         values["allow_private_targets"] = _parse_bool("RUNLATER_ALLOW_PRIVATE_TARGETS", raw)
     for suffix, (field, kind, minimum) in _NUMBERS.items():

@@ -32,6 +32,7 @@ EVENT_TYPES = frozenset(
         "queue.changed",
         "monitor.changed",
         "uptime_check.changed",
+        "endpoint.event_received",
     }
 )
 DEFAULT_BUFFER = 256

@@ -1,4 +1,6 @@
-"""Callbacker: POSTs the signed completion payload of every attempt to the task's callback_url.
+"""Callbacker: POSTs the signed completion payload of every attempt to the task's callback_url,
+and the failure payload of an execution that landed in the dead-letter queue to the task's
+failure_callback_url (once; ``X-Runlater-Event: execution.failed``).
 
 Mailbox: ``Wake`` (NOTIFY ``runlater_callbacks`` from the statement that recorded an attempt);
 otherwise polls. Emits: nothing. Runs on every node with its own small concurrency, so slow or
@@ -44,7 +46,7 @@ def callback_request(row: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"Runlater/{__version__}",
-        "X-Runlater-Event": "execution.completed",
+        "X-Runlater-Event": row["payload"].get("event", "execution.completed"),
         "X-Runlater-Execution-Id": str(row["execution_id"]),
         **signature_headers(row["signing_secrets"], str(row["id"]), int(time.time()), body),
     }

@@ -2,7 +2,8 @@
 retention, idempotency keys older than 24 h, per-host backoff rows of hosts not called
 for a day (``STALE_BACKOFF_S``; a success deletes a host's row, a host never called again
 would keep it for ever), finished mails of the e-mail log older than ``MAIL_DAYS``, and
-heartbeat monitors' pings past their plan's retention.
+heartbeat monitors' pings and inbound endpoints' events (with their forwards, once all have
+finished) past their plan's retention.
 
 Mailbox: none (ticks every ``janitor_interval_s``). Emits nothing. Leader-only: it runs in the
 Elector's sub-supervisor, so one node does the deleting. Each statement deletes a bounded batch
@@ -49,6 +50,7 @@ class JanitorResult:
     sign_ins_deleted: int = 0  # sessions and sign-in links expired for a day
     minutes_deleted: int = 0  # the home page's per-minute aggregate past 8 days
     monitor_pings_deleted: int = 0  # heartbeat pings and uptime results past retention
+    inbound_events_deleted: int = 0  # inbound events (and their forwards) past retention
 
 
 class Janitor:
@@ -72,10 +74,11 @@ class Janitor:
         pings += await self._drain(lambda: self.store.delete_old_uptime_results(now, BATCH))
         await self._drain(lambda: self.store.delete_old_uptime_days(now, BATCH))
         await self._drain(lambda: self.store.delete_old_resource_days(now, BATCH))
-        if executions or keys or backoffs or mails or sign_ins or minutes or pings:
+        inbound = await self._drain(lambda: self.store.delete_old_inbound_events(now, BATCH))
+        if executions or keys or backoffs or mails or sign_ins or minutes or pings or inbound:
             log.info(
                 "actor=janitor deleted executions=%d idempotency_keys=%d host_backoffs=%d "
-                "mails=%d sign_ins=%d execution_minutes=%d monitor_pings=%d",
+                "mails=%d sign_ins=%d execution_minutes=%d monitor_pings=%d inbound_events=%d",
                 executions,
                 keys,
                 backoffs,
@@ -83,8 +86,9 @@ class Janitor:
                 sign_ins,
                 minutes,
                 pings,
+                inbound,
             )
-        return JanitorResult(executions, keys, backoffs, mails, sign_ins, minutes, pings)
+        return JanitorResult(executions, keys, backoffs, mails, sign_ins, minutes, pings, inbound)
 
     async def _drain(self, delete_batch: Callable[[], Awaitable[int]]) -> int:
         total = 0

@@ -136,6 +136,9 @@ def plan_monitor_edit(payload: Any, now: datetime) -> Callable[[Row], Row]:
     for required in _NOT_NULL:
         if required in changes and changes[required] is None:
             raise invalid({required: ["cannot be null"]})
+    for key in ("notify_on_failure", "notify_on_recovery"):
+        if key in changes and changes[key] is None:
+            changes[key] = _NOTIFY_DEFAULTS[key]  # null: back to the default, as on create
 
     def plan(current: Row) -> Row:
         out = dict(current)

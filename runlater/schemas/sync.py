@@ -15,14 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runlater.errors import InvalidInput, invalid
 from runlater.schemas.batch import body_too_large, encode_body
+from runlater.schemas.inbound import EndpointFields, parse_endpoint
 from runlater.schemas.monitors import MonitorFields, parse_monitor
 from runlater.schemas.tasks import TaskFields, unwrap, validate_fields
 from runlater.schemas.unknown import unknown_fields
 
 MAX_SYNC_TASKS = 1000
 MAX_SYNC_MONITORS = 1000
-NOT_YET = ("endpoints",)
-KNOWN_KEYS = frozenset({"tasks", "monitors", *NOT_YET, "delete_removed"})
+MAX_SYNC_ENDPOINTS = 1000
+KNOWN_KEYS = frozenset({"tasks", "monitors", "endpoints", "delete_removed"})
 INVALID = "invalid sync request; nothing was changed"
 # Error codes whose message is about one timing field (they carry no details).
 _CODE_FIELDS = {"invalid_delay": "delay", "invalid_run_at": "run_at"}
@@ -49,12 +50,23 @@ class MonitorSyncItem:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointSyncItem:
+    """One declared inbound endpoint: its path in the request, its name, and its body
+    (fields checked)."""
+
+    path: str
+    name: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SyncDraft:
     """A kind is None when the request leaves it out (then none of it is touched)."""
 
     tasks: list[SyncItem] | None
     delete_removed: bool
     monitors: list[MonitorSyncItem] | None = None
+    endpoints: list[EndpointSyncItem] | None = None
 
 
 def under(path: str, exc: InvalidInput) -> dict[str, list[str]]:
@@ -152,6 +164,34 @@ def _monitor_items(raw: list[Any]) -> list[MonitorSyncItem]:
     return items
 
 
+def _endpoint_items(raw: list[Any]) -> list[EndpointSyncItem]:
+    errors: dict[str, list[str]] = {}
+    items: list[EndpointSyncItem] = []
+    first_with_name: dict[str, str] = {}
+    for index, value in enumerate(raw):
+        path = f"endpoints[{index}]"
+        try:
+            data, fields = parse_endpoint(value)
+        except InvalidInput as exc:
+            errors.update(under(path, exc))
+            continue
+        if not fields.name:
+            errors[f"{path}.name"] = [
+                "is required, a non-empty string: sync matches endpoints by name"
+            ]
+            continue
+        if fields.name in first_with_name:
+            errors[f"{path}.name"] = [
+                f"{fields.name!r} is also the name of {first_with_name[fields.name]}"
+            ]
+            continue
+        first_with_name[fields.name] = path
+        items.append(EndpointSyncItem(path, fields.name, data))
+    if errors:
+        raise invalid(errors, INVALID)
+    return items
+
+
 def parse_sync(payload: dict[str, Any]) -> SyncDraft:
     """The request's declared tasks, or 422 (413 for a body over 256 KiB) naming every
     problem found without the database."""
@@ -159,12 +199,11 @@ def parse_sync(payload: dict[str, Any]) -> SyncDraft:
     delete_removed = payload.get("delete_removed", False)
     if not isinstance(delete_removed, bool):
         errors["delete_removed"] = ["must be true or false"]
-    for kind in NOT_YET:
-        declared = payload.get(kind)
-        if declared is not None and not isinstance(declared, list):
-            errors[kind] = ["must be a list"]
-        elif declared:
-            errors[kind] = [f"{kind} are not available in this version of Runlater"]
+    endpoints = payload.get("endpoints")
+    if endpoints is not None and not isinstance(endpoints, list):
+        errors["endpoints"] = ["must be a list"]
+    elif endpoints is not None and len(endpoints) > MAX_SYNC_ENDPOINTS:
+        errors["endpoints"] = [f"at most {MAX_SYNC_ENDPOINTS} endpoints per request"]
     tasks = payload.get("tasks")
     if tasks is not None and not isinstance(tasks, list):
         errors["tasks"] = ["must be a list"]
@@ -179,19 +218,22 @@ def parse_sync(payload: dict[str, Any]) -> SyncDraft:
         raise invalid(errors, INVALID)
     task_items: list[SyncItem] | None = None
     monitor_items: list[MonitorSyncItem] | None = None
-    for parse in ("tasks", "monitors"):
+    endpoint_items: list[EndpointSyncItem] | None = None
+    for parse in ("tasks", "monitors", "endpoints"):
         try:
             if parse == "tasks" and tasks is not None:
                 task_items = _items(tasks)
             elif parse == "monitors" and monitors is not None:
                 monitor_items = _monitor_items(monitors)
+            elif parse == "endpoints" and endpoints is not None:
+                endpoint_items = _endpoint_items(endpoints)
         except InvalidInput as exc:
             if exc.code != "validation_error":
                 raise
             errors.update(exc.details or {})
     if errors:
         raise invalid(errors, INVALID)
-    return SyncDraft(task_items, delete_removed, monitor_items)
+    return SyncDraft(task_items, delete_removed, monitor_items, endpoint_items)
 
 
 # ------------------------------------------------------------------------------- OpenAPI models
@@ -252,6 +294,20 @@ class SyncMonitor(MonitorFields):
     cron: str | None = Field(default=None, description="the same as `cron_expression`")
 
 
+class SyncEndpoint(EndpointFields):
+    """An inbound endpoint as ``POST /endpoints`` takes it, with a required ``name``. A new
+    name creates it; an existing one is edited like ``PATCH /endpoints/{id}`` (its slug, and
+    so its inbound URL, stays unless given)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "stripe", "forward_urls": ["https://example.com/hooks/stripe"]}]
+        }
+    )
+
+    name: str = Field(min_length=1, max_length=200, description="what an endpoint is matched by")
+
+
 class SyncRequest(BaseModel):
     """The declared state, all applied in one transaction: any invalid item is 422 and
     nothing changes. A kind left out is not touched."""
@@ -288,8 +344,10 @@ class SyncRequest(BaseModel):
         max_length=MAX_SYNC_MONITORS,
         description="the heartbeat monitors, matched by name",
     )
-    endpoints: list[dict[str, Any]] | None = Field(
-        default=None, max_length=0, description="not available in this version: absent or empty"
+    endpoints: list[SyncEndpoint] | None = Field(
+        default=None,
+        max_length=MAX_SYNC_ENDPOINTS,
+        description="the inbound endpoints, matched by name",
     )
     delete_removed: bool = Field(
         default=False,
@@ -340,4 +398,7 @@ class SyncResult(BaseModel):
     tasks: SyncChanges
     monitors: SyncChanges | None = Field(
         default=None, description="present when the request declared monitors"
+    )
+    endpoints: SyncChanges | None = Field(
+        default=None, description="present when the request declared endpoints"
     )

@@ -420,6 +420,11 @@ class TaskListQuery(PageQuery):
     status: ExecutionStatus | None = Field(
         default=None, description="only tasks whose last execution has this status"
     )
+    origin: Literal["api", "inbound", "qstash", "all"] | None = Field(
+        default=None,
+        description="only tasks made by this front door; `all`: every task. Default: every "
+        "task but inbound endpoints' forwards (one per event and URL; listed with the event)",
+    )
 
 
 class ExecutionListQuery(PageQuery):

@@ -50,11 +50,13 @@ KIND_TYPES = {
     "td": "task.deleted",
     "mc": "monitor.changed",
     "uc": "uptime_check.changed",
+    "ie": "endpoint.event_received",
 }
 # Kinds read as one row per id, by their query: the event's data is the row.
 ROW_KINDS = {
     "mc": ("monitor.changed", "event_monitors"),
     "uc": ("uptime_check.changed", "event_uptime_checks"),
+    "ie": ("endpoint.event_received", "event_inbound_events"),
 }
 
 

@@ -15,11 +15,14 @@ from uuid import UUID
 
 from runlater.events import Event
 from runlater.store.bulk import Decide, TaskSyncResult
+from runlater.store.dlq import DeadLetterPort
+from runlater.store.inbound import InboundPort
 from runlater.store.mail import MailResult
 from runlater.store.mail import OutgoingMail as Mail
 from runlater.store.monitors import CronRefresh, DecideMonitors, Ping
 from runlater.store.notifications import NotificationDraft, NotificationResult
 from runlater.store.notifications import Plan as NotificationPlan
+from runlater.store.qstash import QStashPort
 from runlater.store.records import (
     AdvanceResult,
     ApiKeyOwner,
@@ -118,6 +121,8 @@ class RetentionStore(Protocol):
     async def delete_old_uptime_days(self, now: datetime, limit: int) -> int: ...
 
     async def delete_old_resource_days(self, now: datetime, limit: int) -> int: ...
+
+    async def delete_old_inbound_events(self, now: datetime, limit: int) -> int: ...
 
 
 class MonitorTickStore(Protocol):
@@ -373,6 +378,9 @@ class WebStore(
     NotificationResourceStore,
     UptimeResourceStore,
     StatusResourceStore,
+    QStashPort,
+    DeadLetterPort,
+    InboundPort,
     Protocol,
 ):
     """The web layer: the API's reads and changes besides the task service's, authentication,
@@ -414,6 +422,7 @@ class WebStore(
         status: str | None,
         limit: int,
         offset: int,
+        origin: str | None = None,
     ) -> list[Row]: ...
 
     async def trigger_task(self, org_id: UUID, task_id: UUID) -> Row: ...
@@ -463,6 +472,7 @@ class WebStore(
         enabled: bool | None,
         limit: int,
         offset: int,
+        origin: str | None = None,
     ) -> list[Row]: ...
 
     async def list_failures(self, org_id: UUID, limit: int) -> list[Row]: ...

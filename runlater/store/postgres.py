@@ -18,12 +18,15 @@ from runlater.store import bridge
 from runlater.store.access import AccessStore
 from runlater.store.base import fetch, fetchrow, fetchval
 from runlater.store.bulk import BulkStore
+from runlater.store.dlq import DeadLetterStore
 from runlater.store.events import EventStore
+from runlater.store.inbound import InboundStore
 from runlater.store.mail import MailStore
 from runlater.store.migrate import MIGRATION_DEADLINE_S, apply_migrations
 from runlater.store.monitors import MonitorStore
 from runlater.store.notifications import NotificationStore
 from runlater.store.people import MembersStore
+from runlater.store.qstash import QStashStore
 from runlater.store.queries import Q
 from runlater.store.queues import QueueStore
 from runlater.store.records import (
@@ -119,8 +122,11 @@ class Store(
     EventStore,
     MembersStore,
     QueueStore,
+    QStashStore,
     UsageStore,
     BulkStore,
+    DeadLetterStore,
+    InboundStore,
     AccessStore,
     MailStore,
     MonitorStore,
@@ -206,9 +212,10 @@ class Store(
         status: str | None,
         limit: int,
         offset: int,
+        origin: str | None = None,
     ) -> list[Row]:
         return await self._run(
-            fetch, Q.list_tasks, org_id, schedule_type, queue, status, limit, offset
+            fetch, Q.list_tasks, org_id, schedule_type, queue, status, limit, offset, origin
         )
 
     async def search_tasks(
@@ -222,8 +229,10 @@ class Store(
         enabled: bool | None,
         limit: int,
         offset: int,
+        origin: str | None = None,
     ) -> list[Row]:
-        """The dashboard's task list: a piece of name or URL, and filters (None = any)."""
+        """The dashboard's task list: a piece of name or URL, and filters (None = any; for
+        ``origin``, every task but inbound endpoints' forwards)."""
         return await self._run(
             fetch,
             Q.search_tasks,
@@ -235,6 +244,7 @@ class Store(
             enabled,
             limit,
             offset,
+            origin,
         )
 
     async def execution_hours(self, org_id: UUID, hours: int) -> list[Row]:

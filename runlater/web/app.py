@@ -16,6 +16,7 @@ from runlater import __version__, metrics
 from runlater.clock import Clock
 from runlater.config import Settings
 from runlater.delivery.resolver import Resolver
+from runlater.domain.inbound import InboundService
 from runlater.domain.monitor_service import MonitorService
 from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
@@ -34,11 +35,13 @@ from runlater.events import Hub
 from runlater.schemas.common import Health, Readiness
 from runlater.store.ports import WebStore
 from runlater.store.transaction import KeyInProgress, KeyMismatch, KeyReplay
-from runlater.web import access_log, auth, live, openapi, pages, ratelimit, transaction
+from runlater.web import access_log, auth, live, openapi, pages, qstash, ratelimit, transaction
 from runlater.web.api import (
     audit,
     batch,
     cron,
+    dlq,
+    endpoints,
     keys,
     monitors,
     notifications,
@@ -53,7 +56,7 @@ from runlater.web.context import CONFIG_KEY, Services
 from runlater.web.errors import ApiError, error_response, input_status
 from runlater.web.field_names import details_as_sent
 from runlater.web.keycache import ApiKeyCache
-from runlater.web.public import ping, status
+from runlater.web.public import inbound, ping, status
 from runlater.web.rights import RightsWatch
 
 log = logging.getLogger("runlater.web")
@@ -79,6 +82,8 @@ class SizedRequest(TrioRequest):
             kwargs["max_content_length"] = LARGE_REQUEST_BYTES
         elif path.startswith("/ping/"):
             kwargs["max_content_length"] = ping.MAX_PING_REQUEST_BYTES
+        elif path.startswith("/in/"):
+            kwargs["max_content_length"] = inbound.MAX_INBOUND_BYTES
         super().__init__(method, scheme, path, *args, **kwargs)
         self.max_content_length = kwargs.get("max_content_length")
 
@@ -119,6 +124,7 @@ def create_app(
         api_keys=ApiKeyCache(seconds),
         hub=hub if hub is not None else Hub(),
         rights=RightsWatch(),
+        inbound=InboundService(store, urls, clock),
     )
     app.request_class = SizedRequest
     access_log.install(app)  # first: its line is written after every other hook has run
@@ -156,10 +162,14 @@ def create_app(
     api.register_blueprint(notifications.bp)
     api.register_blueprint(uptime.bp)
     api.register_blueprint(status_page.bp)
+    api.register_blueprint(endpoints.bp)
+    api.register_blueprint(dlq.bp)
     app.register_blueprint(api)
+    qstash.install(app, limits)  # /v2: the QStash-compatible API
     pages.install(app, seconds)  # the dashboard, at the root
     live.install(app)  # websockets: /api/v1/live and /live
     ping.install(app, seconds)  # /ping/{token}: heartbeat monitors' pings
+    inbound.install(app)  # /in/{slug}: inbound endpoints' public URLs
     status.install(app)  # /s/{slug}, /badge/{token}/*.svg, /status
 
     @app.get("/health")

@@ -8,6 +8,7 @@ from quart import current_app
 
 from runlater.clock import Clock
 from runlater.config import Settings
+from runlater.domain.inbound import InboundService
 from runlater.domain.monitor_service import MonitorService
 from runlater.domain.notification_service import NotificationService
 from runlater.domain.people import PeopleService
@@ -36,6 +37,7 @@ class Services:
     api_keys: ApiKeyCache
     hub: Hub
     rights: RightsWatch
+    inbound: InboundService
 
 
 def services() -> Services:

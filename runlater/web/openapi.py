@@ -39,6 +39,7 @@ from werkzeug.routing import Rule
 from werkzeug.security import safe_join
 
 from runlater.schemas.common import ErrorResponse
+from runlater.web.qstash import spec as qstash_spec
 from runlater.web.spec_extras import COMPONENT_PREFIX, add_examples, add_links
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -162,6 +163,7 @@ class RunlaterOpenAPI(OpenAPIProvider):
         defs = error.pop("$defs", {})
         defs["ErrorBody"]["properties"]["code"]["enum"] = sorted(ERROR_CODES)
         components.update(defs, **{ERROR_COMPONENT: error})
+        components[qstash_spec.ERROR_COMPONENT] = qstash_spec.ERROR_SCHEMA
         spec["paths"] = dict(sorted(spec["paths"].items()))
         for operations in spec["paths"].values():
             for operation in operations.values():
@@ -220,6 +222,8 @@ class RunlaterOpenAPI(OpenAPIProvider):
     def _complete(
         self, path: str, method: str, operation: dict[str, Any], func: Callable[..., Any]
     ) -> dict[str, Any]:
+        if path.startswith(qstash_spec.PREFIX):  # the QStash-compatible API: its own shapes
+            return qstash_spec.complete(method, operation, func.__name__)
         operation = dict(operation)
         operation["parameters"] = list(operation.get("parameters", []))
         responses: dict[Any, Any] = dict(operation.get("responses", {}))

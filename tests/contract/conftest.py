@@ -50,7 +50,8 @@ class Client:
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        """``path`` is relative to ``/api/v1`` unless it starts with it (or is ``/health``)."""
+        """``path`` is relative to ``/api/v1`` unless it starts with it (or is ``/health`` or
+        under the QStash-compatible ``/v2/``)."""
         sent = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         sent.update(headers or {})
         kwargs: dict[str, Any] = {"method": method, "headers": sent, "query_string": query}
@@ -59,7 +60,7 @@ class Client:
             sent.setdefault("Content-Type", "application/json")
         elif json_body is not None:
             kwargs["json"] = json_body
-        url = path if path.startswith((API, "/health")) else API + path
+        url = path if path.startswith((API, "/health", "/v2/")) else API + path
         response = await self.app.test_client().open(url, **kwargs)
         text = await response.get_data(as_text=True)
         try:

@@ -26,6 +26,7 @@ from uuid import UUID
 
 import pytest
 
+from runlater.store.inbound import InboundRequest
 from runlater.store.monitors import Ping
 from runlater.store.postgres import Store
 from tests.contract.conftest import Client, Reply
@@ -123,6 +124,18 @@ async def a_failed_execution(world: World) -> str:
     return execution_id
 
 
+async def a_dead_letter(world: World) -> str:
+    """A's dead letter: the letter of a failed execution (migration 022 writes it)."""
+    execution_id = await a_failed_execution(world)
+    found = await world.store._run(
+        lambda conn: conn.fetchval(
+            "select id from dead_letters where execution_id = $1", UUID(execution_id)
+        )
+    )
+    world.mark(found)
+    return str(found)
+
+
 async def an_api_key(world: World) -> str:
     name = unique("alice-key")
     key = await ok(await world.alice.call("POST", "/api-keys", json_body={"name": name}), 201)
@@ -201,6 +214,40 @@ async def an_uptime_check(world: World) -> str:
     return check["id"]
 
 
+# The endpoint an_endpoint made last, per world: an event's factory makes the event there (a
+# path /endpoints/{endpoint_id}/events/{event_id} names both, endpoint first).
+_LAST_ENDPOINT: dict[int, tuple[str, str]] = {}
+
+
+async def an_endpoint(world: World) -> str:
+    """A's inbound endpoint that has received one event (so its events list has one)."""
+    name = unique("alice-endpoint")
+    endpoint = await ok(
+        await world.alice.call(
+            "POST", "/endpoints", json_body={"name": name, "forward_urls": [CLOSED_TARGET]}
+        ),
+        201,
+    )
+    world.mark(endpoint["id"], endpoint["slug"], name)
+    _LAST_ENDPOINT[id(world)] = (endpoint["id"], endpoint["slug"])
+    await an_event(world)
+    return endpoint["id"]
+
+
+async def an_event(world: World) -> str:
+    """An event received by A's last endpoint (one is made first when there is none)."""
+    if id(world) not in _LAST_ENDPOINT:
+        await an_endpoint(world)
+    _, slug = _LAST_ENDPOINT[id(world)]
+    body = unique("alice-event").encode()
+    row = await world.store.receive_inbound_event(
+        InboundRequest(slug, "POST", "", "", {}, body, True, None, datetime.now(UTC)), None, None
+    )
+    assert row is not None and row["event_id"] is not None
+    world.mark(row["event_id"], body.decode())
+    return str(row["event_id"])
+
+
 # Path parameters that name something within the caller's own organization (not an id): another
 # organization's value reaches the caller's own namespace, never the other organization.
 NAMED_BY_CALLER = frozenset({"name"})
@@ -209,12 +256,15 @@ NAMED_BY_CALLER = frozenset({"name"})
 FACTORIES: dict[str, Callable[[World], Awaitable[str]]] = {
     "task_id": a_cron_task,
     "execution_id": a_failed_execution,
+    "dead_letter_id": a_dead_letter,
     "api_key_id": an_api_key,
     "name": a_queue,  # /queues/{name}/...
     "monitor_id": a_monitor,
     "channel_id": a_channel,
     "window_id": a_window,
     "check_id": an_uptime_check,
+    "endpoint_id": an_endpoint,
+    "event_id": an_event,
 }
 
 

@@ -10,7 +10,9 @@ from typing import Any
 
 from runlater.clock import SystemClock
 from runlater.config import Settings
+from runlater.domain.inbound import draft_endpoint
 from runlater.domain.monitors import draft_monitor
+from runlater.store.inbound import InboundRequest
 from runlater.store.postgres import Store
 from runlater.web.app import create_app
 from tests.helpers.dashboard import Visitor, sign_in
@@ -97,7 +99,14 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
             "next_check_at": now.isoformat(),
         },
     )
+    endpoint = await store.insert_endpoint(globex, draft_endpoint({"name": "theirs"}))
+    received = await store.receive_inbound_event(
+        InboundRequest(endpoint["slug"], "POST", "", "", {}, b"{}", True, None, now), None, None
+    )
+    assert received is not None
     ids = {
+        "endpoint_id": endpoint["id"],
+        "event_id": received["event_id"],
         "check_id": check["id"],
         "monitor_id": monitor["id"],
         "channel_id": channel["id"],
@@ -138,7 +147,7 @@ async def test_every_page_route_with_an_id_answers_404_for_another_orgs_ids(stor
             csrf=(await mine.get("/tasks")).csrf,
         )
         assert page.status == 404, (action, page.status)
-    for field in ("execution_id", "shown_id"):
+    for field in ("dead_letter_id", "shown_id"):
         page = await mine.post(
             "/failures/retry",
             {field: str(task["execution_id"]), "all": "1" if field == "shown_id" else ""},

@@ -151,17 +151,34 @@ async def test_unavailable_database_is_503_with_retry_after_and_documented(
 # ---------------------------------------------------------------- which routes document what
 
 
-def request_properties(
-    spec: dict[str, Any], schema: Any, seen: frozenset[str] = frozenset()
-) -> set[str]:
-    """Every property name a request body may hold, at any depth."""
+def _is_http_url(spec: dict[str, Any], schema: Any) -> bool:
+    """A string schema that only takes http(s) URLs (or an array of them)."""
     if not isinstance(schema, dict):
-        return set()
+        return False
+    schema = resolve(spec, schema)
+    if "items" in schema:
+        return _is_http_url(spec, schema["items"])
+    branches = schema.get("anyOf", ()) or [schema]
+    return any(
+        "http" in str(b.get("pattern", "")).lower().replace("[hh][tt][tt][pp]", "http")
+        or b.get("format") == "uri"
+        for b in (resolve(spec, b) for b in branches)
+    )
+
+
+def called_urls(spec: dict[str, Any], schema: Any, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a request body holds, at any depth, a URL Runlater will call (``url``,
+    ``*_url``, ``forward_urls`` taking http(s) URLs; not a filter that matches a piece of one)."""
+    if not isinstance(schema, dict):
+        return False
     if "$ref" in schema:
         if schema["$ref"] in seen:
-            return set()
-        return request_properties(spec, resolve(spec, schema), seen | {schema["$ref"]})
-    found = set(schema.get("properties", {}))
+            return False
+        return called_urls(spec, resolve(spec, schema), seen | {schema["$ref"]})
+    for name, prop in schema.get("properties", {}).items():
+        named = name == "url" or name.endswith("_url") or name == "forward_urls"
+        if named and _is_http_url(spec, prop):
+            return True
     children = [
         *schema.get("properties", {}).values(),
         schema.get("items"),
@@ -169,9 +186,7 @@ def request_properties(
     ]
     for key in ("anyOf", "oneOf", "allOf"):
         children += schema.get(key, [])
-    for child in children:
-        found |= request_properties(spec, child, seen)
-    return found
+    return any(called_urls(spec, child, seen) for child in children)
 
 
 # Operations that create executions or tasks, which the plan's limits can refuse.
@@ -215,8 +230,7 @@ def expected_codes(
             codes.add("invalid_delay")
         if "run_at" in top:
             codes.add("invalid_run_at")
-        fields = request_properties(spec, body["schema"])
-        if any(f == "url" or f.endswith("_url") or f == "forward_urls" for f in fields):
+        if called_urls(spec, body["schema"]):
             codes.add("url_not_allowed")
     if (method, path) in CREATES_WORK:
         codes.add("limit_exceeded")

@@ -56,3 +56,24 @@ def test_a_refused_method_with_a_body_does_not_stall_the_connection(database_url
                 )
                 answers.append(reply.status_code)
     assert answers == [405, 405, 404] * 3
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_a_monitor_edit_with_null_notify_flags_restores_the_defaults(
+    alice: Client, method: str
+) -> None:
+    """Was a 500 (a not-null column written null): null means the default, as on create."""
+    made = await alice.call(
+        "POST",
+        "/monitors",
+        json_body={"name": "nightly", "interval_seconds": 300, "notify_on_failure": False},
+    )
+    assert made.status == 201, made.body
+    reply = await alice.call(
+        method,
+        f"/monitors/{made.body['data']['id']}",
+        json_body={"notify_on_failure": None, "notify_on_recovery": None},
+    )
+    assert reply.status == 200, reply.body
+    assert reply.body["data"]["notify_on_failure"] is True
+    assert reply.body["data"]["notify_on_recovery"] is True

@@ -1,5 +1,5 @@
-"""The failures page: the last failed attempt of each chain, grouped by task and reason;
-retrying selected or all shown, all or nothing."""
+"""The failures page (the dead-letter queue): the last failed attempt of each chain, grouped by
+task and reason; retrying selected or all shown. More in test_dlq_page.py."""
 
 from __future__ import annotations
 
@@ -35,6 +35,14 @@ async def failed(store: Store, database_url: str, org: UUID, name: str, reason: 
     return execution
 
 
+async def letter(database_url: str, execution: UUID) -> UUID:
+    """The dead letter of a failed execution."""
+    async with raw_connection(database_url) as conn:
+        rows = await sql(conn, "select id from dead_letters where execution_id = $1", execution)
+    found: UUID = rows[0]["id"]
+    return found
+
+
 async def test_failures_are_grouped_and_retried_selected_or_all(
     store: Store, database_url: str
 ) -> None:
@@ -48,7 +56,8 @@ async def test_failures_are_grouped_and_retried_selected_or_all(
     assert "3 failed or timed-out executions" in page.text
     assert page.text.count('class="group"') == 3  # two tasks named sync-a are two tasks
     assert "connection refused · 1 execution" in page.text
-    retried = await v.post("/failures/retry", {"execution_id": str(a1)})
+    a1_letter, b_letter = await letter(database_url, a1), await letter(database_url, b)
+    retried = await v.post("/failures/retry", {"dead_letter_id": str(a1_letter)})
     assert retried.status == 303
     page = await v.get("/failures")
     assert "2 failed or timed-out executions" in page.text and "1 retry in progress" in page.text
@@ -57,18 +66,20 @@ async def test_failures_are_grouped_and_retried_selected_or_all(
         org, (await store.get_execution(org, a1))["task_id"], status=None, limit=10, offset=0
     )
     assert sorted(e["attempt"] for e in chain) == [1, 2]
-    everything = await v.post("/failures/retry", {"all": "1", "shown_id": str(b)})
+    everything = await v.post("/failures/retry", {"all": "1", "shown_id": str(b_letter)})
     assert everything.status == 303
     assert str(b) not in (await v.get("/failures")).text
     entries = await store.search_audit_log(
         org, action="failures", actor_type="user", limit=5, offset=0
     )
-    assert [e["resource_id"] for e in entries] == [str(b), str(a1)]
+    assert [e["resource_id"] for e in entries] == [str(b_letter), str(a1_letter)]
 
 
-async def test_a_retry_that_cannot_be_done_retries_nothing(store: Store, database_url: str) -> None:
+async def test_a_retry_of_letters_no_longer_there_retries_what_is_left(
+    store: Store, database_url: str
+) -> None:
     org, _ = await make_org(store)
-    first = await failed(store, database_url, org, "one", "HTTP 500")
+    first = await letter(database_url, await failed(store, database_url, org, "one", "HTTP 500"))
     pending = await store.insert_task(org, once_task("https://example.com/p"), 3600)
     v = visitor(store)
     await sign_in(store, v, OWNER)
@@ -77,12 +88,13 @@ async def test_a_retry_that_cannot_be_done_retries_nothing(store: Store, databas
         "/failures/retry",
         form=[
             ("csrf_token", (await v.get("/failures")).csrf),
-            ("execution_id", str(first)),
-            ("execution_id", str(pending["execution_id"])),
+            ("dead_letter_id", str(first)),
+            ("dead_letter_id", str(pending["execution_id"])),  # not a dead letter
         ],
         headers={"Origin": v.origin},
     )
-    assert response.status_code == 409
-    assert "Nothing was retried" in await response.get_data(as_text=True)
-    assert await store.count_retries_in_flight(org) == 0
+    assert response.status_code == 303
+    assert await store.count_retries_in_flight(org) == 1
+    gone = await v.post("/failures/retry", {"dead_letter_id": str(first)})
+    assert gone.status == 404  # nothing named is in the queue (any more)
     assert (await v.post("/failures/retry", {}, csrf=(await v.get("/failures")).csrf)).status == 422

@@ -20,6 +20,7 @@ from runlater.domain.service import TaskService
 from runlater.domain.urls import UrlPolicy
 from runlater.errors import InvalidInput
 from runlater.store.postgres import Store
+from tests.helpers.api import TARGET, Api, assert_error, list_ids
 from tests.helpers.db import raw_connection, sql
 from tests.helpers.factories import make_org
 from tests.helpers.sink import serve_sink
@@ -137,3 +138,22 @@ async def test_failure_callback_url_is_stored_edited_and_checked_by_the_url_poli
     )
     await strict.update(org, task_id, {"failure_callback_url": None})
     assert (await store.get_task(org, task_id))["failure_callback_url"] is None
+
+
+async def test_the_task_list_leaves_inbound_forwards_out_unless_asked(
+    store: Store, tasks: TaskService, api: Api
+) -> None:
+    org = (await api.get("/org")).body["data"]["id"]
+    made = {}
+    for origin in ("api", "inbound", "qstash"):
+        created = await tasks.create(
+            UUID(org), {"url": TARGET, "delay": "1h", "name": f"from {origin}"}, origin=origin
+        )
+        made[origin] = str(created.value["id"])
+    assert set(await list_ids(api)) == {made["api"], made["qstash"]}
+    assert await list_ids(api, "?origin=inbound") == [made["inbound"]]
+    assert await list_ids(api, "?origin=qstash") == [made["qstash"]]
+    assert set(await list_ids(api, "?origin=all")) == set(made.values())
+    shown = (await api.get(f"/tasks/{made['qstash']}")).body["data"]
+    assert shown["origin"] == "qstash"
+    assert_error(await api.get("/tasks?origin=stripe"), 422, "validation_error", {"origin"})

@@ -376,7 +376,10 @@ async def test_another_orgs_tasks_of_the_same_name_are_untouched(
             {"tasks": [NIGHTLY], "monitors": [{"name": "m"}]},
             {"monitors[0].interval_seconds", "monitors[0].cron_expression"},
         ),
-        ({"tasks": [NIGHTLY], "endpoints": [{"name": "e"}]}, {"endpoints"}),
+        (
+            {"tasks": [NIGHTLY], "endpoints": [{"name": "e", "forward_urls": "x"}]},
+            {"endpoints[0].forward_urls"},
+        ),
         ({"tasks": [NIGHTLY], "monitors": "all"}, {"monitors"}),
         ({"task": [NIGHTLY]}, {"task"}),
         ({"tasks": [NIGHTLY], "delete_removed": "yes"}, {"delete_removed"}),

@@ -49,4 +49,5 @@ where c.id = r.id and c.lease_token = r.lease_token and c.status = 'sending'
 returning c.id, c.status
 
 -- name: get_callback_for_execution
-select * from callbacks where organization_id = $1 and execution_id = $2
+-- The completion callback (callback_url); a failure callback is kind 'failed'.
+select * from callbacks where organization_id = $1 and execution_id = $2 and kind = 'completed'

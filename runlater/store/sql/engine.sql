@@ -143,7 +143,7 @@ with outcome as (
     from done d
     join tasks t on t.id = d.task_id
     where t.callback_url is not null
-    on conflict (execution_id) do nothing
+    on conflict (execution_id, kind) do nothing
     returning id
 ), hosts as (
     select d.organization_id, t.host,

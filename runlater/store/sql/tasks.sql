@@ -46,13 +46,17 @@ select * from task_view where organization_id = $1 and id = $2
 
 -- name: list_tasks
 -- $2 schedule_type or null, $3 queue filter: null = any, '' = no queue, else that queue;
--- $4 last execution status or null.
+-- $4 last execution status or null; $7 origin: null = every task but inbound endpoints'
+-- forwards (one per event and URL: the endpoint's pages list them), 'all', or that origin.
 select *, count(*) over () as total
 from task_view
 where organization_id = $1
   and ($2::text is null or schedule_type = $2)
   and ($3::text is null or ($3 = '' and queue is null) or queue = $3)
   and ($4::text is null or last_execution_status = $4)
+  and (case when $7::text is null then origin <> 'inbound'
+            when $7 = 'all' then true
+            else origin = $7 end)
 order by coalesce(last_execution_at, updated_at) desc, id desc
 limit $5 offset $6
 
@@ -203,7 +207,7 @@ select count(*) from cancelled
 
 -- name: search_tasks
 -- The dashboard's task list: $2 a piece of the name or URL (case-insensitive) or null,
--- $3 schedule_type, $4 queue ('' = none), $5 last execution status, $6 enabled; null = any.
+-- $3 schedule_type, $4 queue ('' = none), $5 last execution status, $6 enabled; null = any; $9 origin as in list_tasks.
 select *, count(*) over () as total
 from task_view
 where organization_id = $1
@@ -212,6 +216,9 @@ where organization_id = $1
   and ($4::text is null or ($4 = '' and queue is null) or queue = $4)
   and ($5::text is null or last_execution_status = $5)
   and ($6::bool is null or enabled = $6)
+  and (case when $9::text is null then origin <> 'inbound'
+            when $9 = 'all' then true
+            else origin = $9 end)
 order by coalesce(last_execution_at, updated_at) desc, id desc
 limit $7 offset $8
 

@@ -32,7 +32,8 @@ bp = Blueprint("sync", __name__)
 @document_response(DataWarnings[SyncResult], 200)
 @openapi.errors("url_not_allowed", "limit_exceeded")
 async def sync() -> Any:
-    """Make the organization's tasks and monitors match declared lists, matched by name."""
+    """Make the organization's tasks, monitors and inbound endpoints match declared lists,
+    matched by name."""
     dry_run = parse_dry_run(request.args.get("dry_run"))
     draft = parse_sync(await json_body())
     org = org_id()
@@ -40,11 +41,15 @@ async def sync() -> Any:
     # tasks back too.
     synced = await services().tasks.sync_declared(org, draft, dry_run=dry_run)
     monitors = await services().monitors.sync(org, draft, dry_run=dry_run)
+    endpoints = await services().inbound.sync(org, draft, dry_run=dry_run)
     data: dict[str, Any] = {"dry_run": dry_run, "tasks": _changes(synced.value)}
     warnings = list(synced.warnings)
     if monitors is not None:
         data["monitors"] = _changes(monitors.value)
         warnings.extend(monitors.warnings)
+    if endpoints is not None:
+        data["endpoints"] = _changes(endpoints.value)
+        warnings.extend(endpoints.warnings)
     return jsonify(with_warnings({"data": data}, warnings))
 
 

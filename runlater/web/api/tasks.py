@@ -33,6 +33,9 @@ from runlater.web.errors import validation_error
 
 bp = Blueprint("tasks", __name__)
 
+# The ?origin= of the task list: a front door, or every task.
+ORIGINS = ("api", "inbound", "qstash", "all")
+
 EXECUTION_STATUSES = frozenset(
     {"pending", "running", "success", "failed", "timeout", "cancelled", "missed"}
 )
@@ -91,6 +94,9 @@ async def list_tasks() -> Any:
         raise validation_error({"type": ["must be cron or once"]})
     status = _status_arg()
     queue = _text_arg("queue")
+    origin = request.args.get("origin")
+    if origin is not None and origin not in ORIGINS:
+        raise validation_error({"origin": [f"must be one of {', '.join(ORIGINS)}"]})
     rows = await _store().list_tasks(
         org_id(),
         schedule_type=kind,
@@ -98,6 +104,7 @@ async def list_tasks() -> Any:
         status=status,
         limit=limit,
         offset=offset,
+        origin=origin,
     )
     return jsonify(page([serialize.task(r) for r in rows], rows, limit, offset))
 

@@ -18,6 +18,7 @@ from runlater.web.pages import (
     alerts,
     audit,
     detail,
+    endpoints,
     failures,
     guard,
     keys,
@@ -58,7 +59,7 @@ def install(app: Quart, now: Seconds) -> None:
     bp.before_request(_begin)
     pages = (
         signin, org, members, keys, audit, task_form, tasks, queues, failures, detail, monitors,
-        alerts, uptime,
+        alerts, uptime, endpoints,
     )  # fmt: skip
     for child in (module.bp for module in pages):
         bp.register_blueprint(child)

@@ -64,6 +64,7 @@ async def settings_page(status: int = 200, **context: Any) -> Response:
         members_used=len(members) + len(invitations),
         can_manage_work=guard.current().may(Action.MANAGE_WORK),
         can_manage_plan=guard.current().may(Action.MANAGE_PLAN),
+        qstash_keys=await services().store.qstash_signing_keys(guard.org_id()),
         **context,
     )
 
@@ -101,6 +102,19 @@ async def rotate() -> Any:
         return await settings_page(403, form_error=STALE_FORM)
     await services().store.rotate_webhook_secret(guard.org_id(), new_webhook_secret())
     audit("POST /api/v1/org/webhook-secret/rotate")
+    return to("/settings", "rotated")
+
+
+@bp.post("/settings/qstash-keys/rotate")
+@guard.signed_in(Action.MANAGE_WORK)
+async def rotate_qstash_keys() -> Any:
+    """As ``POST /v2/keys/rotate``: the next signing key becomes current, a new next key."""
+    try:
+        await guard.read_form()
+    except guard.StaleForm:
+        return await settings_page(403, form_error=STALE_FORM)
+    await services().store.rotate_qstash_signing_keys(guard.org_id())
+    audit("POST /v2/keys/rotate")
     return to("/settings", "rotated")
 
 

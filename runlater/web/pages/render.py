@@ -41,6 +41,7 @@ FLASH: dict[str, str] = {
     "queue_paused": "The queue is paused: its items wait until it is resumed.",
     "queue_resumed": "The queue is resumed.",
     "retried": "The retries are queued; watch them run below.",
+    "dead_letters_deleted": "The selected failures are deleted from the dead-letter queue.",
     "task_created": "The task is created.",
     "task_saved": "The task is saved.",
     "monitor_created": "The monitor is created: send its first ping from your job.",
@@ -58,6 +59,16 @@ FLASH: dict[str, str] = {
     "check_paused": "The uptime check is paused.",
     "check_resumed": "The uptime check runs again.",
     "check_deleted": "The uptime check is deleted.",
+    "endpoint_created": "The endpoint is created: point your webhook sender at its inbound URL.",
+    "endpoint_saved": "The endpoint is saved.",
+    "endpoint_enabled": "The endpoint is enabled: its inbound URL records requests again.",
+    "endpoint_disabled": "The endpoint is disabled: its inbound URL answers 410 until enabled.",
+    "endpoint_deleted": "The endpoint is deleted, with its events; its inbound URL answers 404.",
+    # A replay says how many forwards it made (an endpoint has at most 10 forward URLs).
+    **{
+        f"replayed_{n}": f"The event is replayed to {n} URL{'' if n == 1 else 's'}."
+        for n in range(11)
+    },
 }
 STALE_FORM = "This form had expired, so nothing was saved. Check the values and send it again."
 
