@@ -49,6 +49,12 @@ def quart_app() -> QuartTrio:
         await request.get_data()
         return "OK", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
+    @app.route("/in/<slug>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def inbound(slug: str) -> Any:
+        """The inbound route's baseline (bench.inbound): read the body, answer like /in."""
+        await request.get_data()
+        return jsonify({"id": str(uuid.uuid4()), "status": "received"}), 200
+
     return app
 
 
