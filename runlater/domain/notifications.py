@@ -117,6 +117,12 @@ def message_for(event: Row, base_url: str) -> Message:
             [f"Forwarding an inbound webhook failed: {details.get('error') or 'no detail'}."],
             f"{base_url}/endpoints/{rid}",
         )
+    if kind == "endpoint.recovered":
+        return Message(
+            f"Endpoint forward recovered: {name}",
+            ["Forwarding inbound webhooks succeeds again."],
+            f"{base_url}/endpoints/{rid}",
+        )
     used, limit = details.get("used", 0), details.get("limit", 0)
     month = details.get("month", "")
     if kind == "usage.warning":

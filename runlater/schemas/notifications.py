@@ -21,6 +21,7 @@ EventName = Literal[
     "monitor.down",
     "monitor.up",
     "endpoint.failed",
+    "endpoint.recovered",
     "usage.warning",
     "usage.exhausted",
 ]

@@ -8,8 +8,9 @@ is reported under the item's path, e.g. ``tasks[3].cron_expression``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,7 @@ MAX_SYNC_MONITORS = 1000
 MAX_SYNC_ENDPOINTS = 1000
 KNOWN_KEYS = frozenset({"tasks", "monitors", "endpoints", "delete_removed"})
 INVALID = "invalid sync request; nothing was changed"
+N = TypeVar("N")
 # Error codes whose message is about one timing field (they carry no details).
 _CODE_FIELDS = {"invalid_delay": "delay", "invalid_run_at": "run_at"}
 
@@ -136,20 +138,27 @@ def _items(raw: list[Any]) -> list[SyncItem]:
     return items
 
 
-def _monitor_items(raw: list[Any]) -> list[MonitorSyncItem]:
+def _named_items(
+    raw: list[Any],
+    kind: str,
+    parse: Callable[[Any], tuple[dict[str, Any], Any]],
+    make: Callable[[str, str, dict[str, Any]], N],
+) -> list[N]:
+    """Declared monitors or endpoints (``kind``): each parsed, named, and its name unique in the
+    request (sync matches by name); 422 naming every item at fault."""
     errors: dict[str, list[str]] = {}
-    items: list[MonitorSyncItem] = []
+    items: list[N] = []
     first_with_name: dict[str, str] = {}
     for index, value in enumerate(raw):
-        path = f"monitors[{index}]"
+        path = f"{kind}[{index}]"
         try:
-            data, fields = parse_monitor(value)
+            data, fields = parse(value)
         except InvalidInput as exc:
             errors.update(under(path, exc))
             continue
         if not fields.name:
             errors[f"{path}.name"] = [
-                "is required, a non-empty string: sync matches monitors by name"
+                f"is required, a non-empty string: sync matches {kind} by name"
             ]
             continue
         if fields.name in first_with_name:
@@ -158,38 +167,18 @@ def _monitor_items(raw: list[Any]) -> list[MonitorSyncItem]:
             ]
             continue
         first_with_name[fields.name] = path
-        items.append(MonitorSyncItem(path, fields.name, data))
+        items.append(make(path, fields.name, data))
     if errors:
         raise invalid(errors, INVALID)
     return items
+
+
+def _monitor_items(raw: list[Any]) -> list[MonitorSyncItem]:
+    return _named_items(raw, "monitors", parse_monitor, MonitorSyncItem)
 
 
 def _endpoint_items(raw: list[Any]) -> list[EndpointSyncItem]:
-    errors: dict[str, list[str]] = {}
-    items: list[EndpointSyncItem] = []
-    first_with_name: dict[str, str] = {}
-    for index, value in enumerate(raw):
-        path = f"endpoints[{index}]"
-        try:
-            data, fields = parse_endpoint(value)
-        except InvalidInput as exc:
-            errors.update(under(path, exc))
-            continue
-        if not fields.name:
-            errors[f"{path}.name"] = [
-                "is required, a non-empty string: sync matches endpoints by name"
-            ]
-            continue
-        if fields.name in first_with_name:
-            errors[f"{path}.name"] = [
-                f"{fields.name!r} is also the name of {first_with_name[fields.name]}"
-            ]
-            continue
-        first_with_name[fields.name] = path
-        items.append(EndpointSyncItem(path, fields.name, data))
-    if errors:
-        raise invalid(errors, INVALID)
-    return items
+    return _named_items(raw, "endpoints", parse_endpoint, EndpointSyncItem)
 
 
 def parse_sync(payload: dict[str, Any]) -> SyncDraft:

@@ -293,6 +293,7 @@ async def test_bodies_are_forwarded_byte_exact_with_their_headers(
         assert request.method == "POST" and request.path == "/fwd"
         assert request.headers["content-type"] == content_type
         assert request.headers["x-custom"] == "kept"
+        assert "remote-addr" not in request.headers
         for dropped in ("cookie", "authorization", "proxy-authorization", "keep-alive", "te"):
             assert dropped not in request.headers, dropped
         assert request.headers["content-length"] == str(len(body))
@@ -304,6 +305,7 @@ async def test_bodies_are_forwarded_byte_exact_with_their_headers(
     assert base64.b64decode(first["body_base64"]) == binary
     assert (first["path"], first["query"], first["size"]) == ("/sub/path", "x=1&y=%20", len(binary))
     assert first["headers"]["cookie"] == "session=secret"  # the record keeps what came
+    assert "remote-addr" not in first["headers"]  # quart's own, which no sender sent
     [forward] = first["forwards"]
     assert (forward["status"], forward["status_code"], forward["url"]) == (
         "success",
@@ -580,6 +582,36 @@ async def test_a_forward_failing_for_good_notifies_as_the_endpoint(
     )
     assert details["notify"] is True and details["extra_url"] is None
     assert details["error"] == "HTTP 500"
+
+
+async def test_a_forward_succeeding_after_a_notified_failure_tells_the_recovery(
+    api: Api, app: QuartTrio, store: Store
+) -> None:
+    async with serve_sink() as sink:
+        made = await make_endpoint(
+            api,
+            forward_urls=[f"{sink.url}/status/500"],
+            retry_attempts=0,
+            name="billing",
+            on_recovery_url="https://93.184.216.34/recovered",
+        )
+        await send(app, made["slug"], b"{}")
+        while len(sink.requests) < 1:
+            await deliver_due(store)
+        changed = await api.patch(
+            f"/endpoints/{made['id']}", json={"forward_urls": [f"{sink.url}/ok"]}
+        )
+        assert changed.status == 200, changed.body
+        for n in (2, 3):  # a recovery, then a success that tells nothing
+            await send(app, made["slug"], b"{}")
+            while len(sink.requests) < n:
+                await deliver_due(store)
+    found = await rows(store, "select event, details from notification_events order by id")
+    assert [e["event"] for e in found] == ["endpoint.failed", "endpoint.recovered"]
+    details = found[1]["details"]
+    details = details if isinstance(details, dict) else json.loads(details)
+    assert details["notify"] is True
+    assert details["extra_url"] == "https://93.184.216.34/recovered"
 
 
 async def test_a_stored_event_is_a_live_event(api: Api, app: QuartTrio, store: Store) -> None:

@@ -36,6 +36,7 @@ async def test_an_email_channel_defaults_to_the_owners_and_every_event(api: Api)
         "monitor.down",
         "monitor.up",
         "endpoint.failed",
+        "endpoint.recovered",
         "usage.warning",
         "usage.exhausted",
     ]

@@ -37,6 +37,12 @@ def _text(raw: str) -> str:
     return raw.replace("\x00", "\ufffd")
 
 
+def sent_headers(scope: Any) -> list[tuple[str, str]]:
+    """The headers as the sender sent them: the ASGI scope's, not ``request.headers`` (quart
+    adds a ``Remote-Addr`` of its own there, which no sender sent)."""
+    return [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope.get("headers", ())]
+
+
 def install(app: Any) -> None:
     """Register ``/in/{slug}`` on ``app``."""
     trusted = parse_trusted_proxies(app.config["RUNLATER_SERVICES"].settings.trusted_proxies)
@@ -45,7 +51,7 @@ def install(app: Any) -> None:
     async def receive(slug: str, rest: str | None) -> Response:
         svc = services()
         body = cast(bytes, await request.get_data(cache=True, as_text=False))
-        headers = received_headers(request.headers.items())
+        headers = received_headers(sent_headers(request.scope))
         answer = await svc.inbound.receive(
             InboundRequest(
                 slug=slug,
