@@ -17,13 +17,13 @@ import asyncpg
 from runlater.store.base import StoreBase, fetch, fetchrow
 from runlater.store.queries import Q
 from runlater.store.records import Row
-from runlater.store.transaction import _KEY_LOCK_SEED
+from runlater.store.transaction import KEY_LOCK_SEED
 
 MAX_SCHEDULES = 1000
 
 
 async def _take_dedup(conn: asyncpg.Connection, org_id: UUID, key: str) -> str | None:
-    await conn.execute(Q.lock_qstash_dedup, org_id, key, _KEY_LOCK_SEED)
+    await conn.execute(Q.lock_qstash_dedup, org_id, key, KEY_LOCK_SEED)
     body = await conn.fetchval(Q.find_qstash_dedup, org_id, key)
     if body is None:
         return None

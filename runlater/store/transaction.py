@@ -48,8 +48,9 @@ from runlater.store.records import Row
 T = TypeVar("T")
 
 # Keys of the advisory locks that stand for Idempotency-Keys in progress (second argument of
-# hashtextextended: keeps them apart from other advisory locks of the application).
-_KEY_LOCK_SEED = 7_141_002
+# hashtextextended: keeps them apart from other advisory locks of the application). QStash
+# deduplication ids (store/qstash.py) live in the same table and take the same locks.
+KEY_LOCK_SEED = 7_141_002
 
 
 class KeyInProgress(RunlaterError):
@@ -125,9 +126,7 @@ async def _begin(conn: asyncpg.Connection, tx: RequestTransaction) -> _Open:
     key = tx.key
     if key is None:
         return _Open(top, None)
-    found = await conn.fetchrow(
-        Q.lock_idempotency_key, key.organization_id, key.key, _KEY_LOCK_SEED
-    )
+    found = await conn.fetchrow(Q.lock_idempotency_key, key.organization_id, key.key, KEY_LOCK_SEED)
     if not found["locked"]:
         await top.rollback()
         raise KeyInProgress("a request with this Idempotency-Key is still in progress")
