@@ -227,17 +227,6 @@ def received_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return headers
 
 
-def is_text(body: bytes) -> bool:
-    """Whether ``body`` can travel as a task's text body: UTF-8 without NUL."""
-    if b"\x00" in body:
-        return False
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class Received:
     """What ``/in/{slug}`` answers: ``outcome`` and, when stored, the event's id (and the

@@ -43,16 +43,24 @@ class TaskEditDraft:
     expression: str | None
 
 
-def stored_body(raw: bytes) -> Row:
-    """The body columns of raw bytes: text in ``body`` when they are UTF-8 without NUL (what
-    the API shows and edits), else ``body_bytes`` (as Postgres' hex input form, for the JSON
-    the store populates the row from)."""
+def is_text(body: bytes) -> bool:
+    """Whether ``body`` can travel as a task's text body: UTF-8 without NUL (Postgres text
+    holds no NUL)."""
+    if b"\x00" in body:
+        return False
     try:
-        text = raw.decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError:
-        text = None
-    if text is not None and "\x00" not in text:
-        return {"body": text, "body_bytes": None}
+        return False
+    return True
+
+
+def stored_body(raw: bytes) -> Row:
+    """The body columns of raw bytes: text in ``body`` when ``is_text`` (what the API shows
+    and edits), else ``body_bytes`` (as Postgres' hex input form, for the JSON the store
+    populates the row from)."""
+    if is_text(raw):
+        return {"body": raw.decode("utf-8"), "body_bytes": None}
     return {"body": None, "body_bytes": "\\x" + raw.hex()}
 
 

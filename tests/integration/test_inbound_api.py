@@ -582,6 +582,9 @@ async def test_a_forward_failing_for_good_notifies_as_the_endpoint(
     )
     assert details["notify"] is True and details["extra_url"] is None
     assert details["error"] == "HTTP 500"
+    # The forward task keeps no streak and no status-page days of its own.
+    assert await rows(store, "select task_id from task_alert_states") == []
+    assert await rows(store, "select resource_id from resource_days") == []
 
 
 async def test_a_forward_succeeding_after_a_notified_failure_tells_the_recovery(

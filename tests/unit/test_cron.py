@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import time
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from itertools import pairwise
@@ -199,21 +198,19 @@ def test_debian_day_of_month_day_of_week_rule() -> None:
     assert len(ored) == 4 + 8  # 4 dates + 8 Mondays (Jan 6..Feb 24), none of them overlapping
 
 
-def test_a_day_of_every_minute_is_fast() -> None:
+def test_a_day_of_every_minute_on_the_fall_back_day_has_25_hours_of_runs() -> None:
+    # No timing bound here (docs/quality.md: speed is measured in bench/, not asserted in unit
+    # tests; a wall-clock bound here failed on a loaded 2 vCPU machine).
     schedule = CronSchedule("* * * * *", "America/New_York")
-    started = time.perf_counter()
     runs = local_day_runs(schedule, FALL_2025)
-    elapsed = time.perf_counter() - started
     assert len(runs) == 25 * 60
-    assert elapsed < 0.5  # about 0.03 s on a laptop; the bound only catches pathologies
+    assert runs == sorted(set(runs))
 
 
-def test_limit_keeps_long_ranges_cheap() -> None:
+def test_limit_stops_a_long_range_at_the_first_runs() -> None:
     schedule = CronSchedule("* * * * *", "Europe/Berlin")
-    started = time.perf_counter()
     runs = schedule.runs_between(utc(2025, 1, 1), utc(2035, 1, 1), limit=5)
-    assert len(runs) == 5
-    assert time.perf_counter() - started < 0.1
+    assert runs == [utc(2025, 1, 1, 0, m) for m in range(1, 6)]
 
 
 # -- DST policy: America/New_York ------------------------------------------------------------

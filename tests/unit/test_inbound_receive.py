@@ -8,12 +8,12 @@ import pytest
 from runlater.domain.inbound import (
     client_ip,
     draft_endpoint,
-    is_text,
     new_slug,
     parse_trusted_proxies,
     plan_endpoint_edit,
     received_headers,
 )
+from runlater.domain.tasks import is_text
 from runlater.errors import InvalidInput
 
 TRUSTED = parse_trusted_proxies(["10.0.0.0/8", "2001:db8::1"])

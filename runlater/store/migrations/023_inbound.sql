@@ -85,23 +85,6 @@ language sql immutable parallel safe as $$
         '{}'::jsonb) || overrides
 $$;
 
--- Forward failures notify as the endpoint ('endpoint.failed'), not as their one-time tasks:
--- task events of inbound forward tasks are dropped here, whoever writes them (migration 017's
--- executions_task_outcomes), and executions_endpoint_outcomes below writes the endpoint's.
-create function notification_events_skip_forwards() returns trigger
-language plpgsql as $$
-begin
-    if exists (select 1 from tasks t where t.id = new.resource_id and t.origin = 'inbound') then
-        return null;
-    end if;
-    return new;
-end
-$$;
-create trigger notification_events_skip_forwards
-    before insert on notification_events
-    for each row when (new.resource_type = 'task')
-    execute function notification_events_skip_forwards();
-
 -- Failure streaks of endpoints, apart from the endpoints table (the trigger that keeps them
 -- runs inside the statements that finish executions and must not wait for endpoint edits).
 create table endpoint_alert_states (
@@ -111,18 +94,32 @@ create table endpoint_alert_states (
     failure_notified boolean not null default false
 );
 
--- An endpoint's final forward outcomes, as executions_task_outcomes does for tasks: a final
--- failure (no retry to come) adds to the endpoint's streak, a success ends it; the
--- 'endpoint.failed' event is written when the streak reaches the endpoint's alert_after.
--- Planned without nested loops over the transition tables (migration 013's reason).
-create function executions_endpoint_outcomes() returns trigger
+alter table notification_events drop constraint notification_events_event_check;
+alter table notification_events add constraint notification_events_event_check
+    check (event in ('task.failed', 'task.recovered', 'monitor.down', 'monitor.up',
+                     'endpoint.failed', 'endpoint.recovered', 'usage.warning',
+                     'usage.exhausted'));
+
+-- Finished executions' outcomes (migration 019's function, one pass for both kinds): a
+-- forward (a task with inbound_event_id) counts for its endpoint, every other task for
+-- itself. A final failure (no retry to come) adds to the streak, a success ends it; the
+-- failure event is written when the streak reaches alert_after, the recovery event at the
+-- first success after a notified failure. Forwards write no task streaks, no task events and
+-- no status-page days of their own: the endpoint speaks for them.
+create or replace function executions_task_outcomes() returns trigger
 language plpgsql set enable_nestloop = off as $$
 declare
     finished jsonb;
 begin
+    -- Claims (pending -> running) are most statements here: they return at this first check.
+    perform 1 from new_rows n where n.status in ('success', 'failed', 'timeout') limit 1;
+    if not found then
+        return null;
+    end if;
+    -- The transition tables joined by id: a hash join (no statistics; migration 013).
     select jsonb_agg(jsonb_build_object(
-               'id', n.id, 'task_id', n.task_id, 'status', n.status, 'attempt', n.attempt,
-               'scheduled_for', n.scheduled_for,
+               'id', n.id, 'organization_id', n.organization_id, 'task_id', n.task_id,
+               'status', n.status, 'attempt', n.attempt, 'scheduled_for', n.scheduled_for,
                'error', coalesce(n.error_message, 'HTTP ' || n.status_code::text),
                'root_id', coalesce(n.root_execution_id, n.id)))
     into finished
@@ -130,22 +127,71 @@ begin
     join old_rows o on o.id = n.id
     where o.status = 'running' and n.status in ('success', 'failed', 'timeout');
     if finished is null then
-        return null;
+        return null;  -- rescues, cancels, ...: nothing finished
     end if;
+    -- Each finished row's task, endpoint and retry (through their indexes).
     perform set_config('enable_nestloop', 'on', true);
     with done as (
         select f.*, ev.endpoint_id, t.url
         from jsonb_to_recordset(finished) as f(
-            id uuid, task_id uuid, status text, attempt integer, scheduled_for timestamptz,
-            error text, root_id uuid)
-        join tasks t on t.id = f.task_id and t.inbound_event_id is not null
-        join inbound_events ev on ev.id = t.inbound_event_id
+            id uuid, organization_id uuid, task_id uuid, status text, attempt integer,
+            scheduled_for timestamptz, error text, root_id uuid)
+        join tasks t on t.id = f.task_id
+        left join inbound_events ev on ev.id = t.inbound_event_id
     ), final as (
         select f.*
         from done f
         where f.status = 'success'
            or not exists (select 1 from executions r
                           where r.root_execution_id = f.root_id and r.attempt > f.attempt)
+    ), per_task as (
+        select f.task_id, f.organization_id,
+               count(*) filter (where f.status <> 'success') as failures,
+               (array_agg(f.status order by f.scheduled_for desc, f.id desc))[1] as last_status,
+               (array_agg(f.id order by f.scheduled_for desc, f.id desc))[1] as last_id,
+               (array_agg(f.error order by f.scheduled_for desc, f.id desc))[1] as last_error
+        from final f
+        where f.endpoint_id is null
+        group by f.task_id, f.organization_id
+    ), task_before as (
+        select p.*, coalesce(s.consecutive_failures, 0) as old_failures,
+               coalesce(s.failure_notified, false) as old_notified, t.alert_after, t.name,
+               coalesce(t.notify_on_failure, true) as on_failure,
+               coalesce(t.notify_on_recovery, true) as on_recovery,
+               t.on_failure_url, t.on_recovery_url
+        from per_task p
+        join tasks t on t.id = p.task_id
+        left join task_alert_states s on s.task_id = p.task_id
+    ), task_decided as (
+        select b.*,
+               case when b.last_status = 'success' then 0
+                    else b.old_failures + b.failures end as new_failures,
+               b.last_status <> 'success' and b.old_failures < b.alert_after
+                   and b.old_failures + b.failures >= b.alert_after as fails_now,
+               b.last_status = 'success' and b.old_notified as recovers_now
+        from task_before b
+    ), daily as (
+        -- Each final outcome counts for its task's day (status pages' 90-day bars).
+        insert into resource_days as d (resource_type, resource_id, day, good, bad)
+        select 'task', f.task_id, (now() at time zone 'UTC')::date,
+               count(*) filter (where f.status = 'success'),
+               count(*) filter (where f.status <> 'success')
+        from final f
+        where f.endpoint_id is null
+        group by f.task_id
+        order by f.task_id
+        on conflict (resource_type, resource_id, day) do update
+            set good = d.good + excluded.good, bad = d.bad + excluded.bad
+    ), task_saved as (
+        insert into task_alert_states as s (task_id, organization_id, consecutive_failures,
+                                            failure_notified)
+        select d.task_id, d.organization_id, d.new_failures,
+               d.last_status <> 'success' and (d.old_notified or d.fails_now)
+        from task_decided d
+        order by d.task_id  -- one lock order for concurrent statements
+        on conflict (task_id) do update
+            set consecutive_failures = excluded.consecutive_failures,
+                failure_notified = excluded.failure_notified
     ), per_endpoint as (
         select f.endpoint_id,
                count(*) filter (where f.status <> 'success') as failures,
@@ -154,47 +200,65 @@ begin
                (array_agg(f.error order by f.scheduled_for desc, f.id desc))[1] as last_error,
                (array_agg(f.url order by f.scheduled_for desc, f.id desc))[1] as last_url
         from final f
+        where f.endpoint_id is not null
         group by f.endpoint_id
-    ), before as (
-        select p.*, ep.organization_id, ep.name, ep.alert_after, ep.notify_on_failure,
-               ep.on_failure_url, coalesce(s.consecutive_failures, 0) as old_failures,
+    ), endpoint_before as (
+        select p.*, ep.organization_id, ep.name, ep.alert_after,
+               ep.notify_on_failure as on_failure, ep.notify_on_recovery as on_recovery,
+               ep.on_failure_url, ep.on_recovery_url,
+               coalesce(s.consecutive_failures, 0) as old_failures,
                coalesce(s.failure_notified, false) as old_notified
         from per_endpoint p
         join inbound_endpoints ep on ep.id = p.endpoint_id
         left join endpoint_alert_states s on s.endpoint_id = p.endpoint_id
-    ), decided as (
+    ), endpoint_decided as (
         select b.*,
                case when b.last_status = 'success' then 0
                     else b.old_failures + b.failures end as new_failures,
                b.last_status <> 'success' and b.old_failures < b.alert_after
-                   and b.old_failures + b.failures >= b.alert_after as fails_now
-        from before b
-    ), saved as (
+                   and b.old_failures + b.failures >= b.alert_after as fails_now,
+               b.last_status = 'success' and b.old_notified as recovers_now
+        from endpoint_before b
+    ), endpoint_saved as (
         insert into endpoint_alert_states as s (endpoint_id, organization_id,
                                                 consecutive_failures, failure_notified)
         select d.endpoint_id, d.organization_id, d.new_failures,
                d.last_status <> 'success' and (d.old_notified or d.fails_now)
-        from decided d
+        from endpoint_decided d
         order by d.endpoint_id  -- one lock order for concurrent statements
         on conflict (endpoint_id) do update
             set consecutive_failures = excluded.consecutive_failures,
                 failure_notified = excluded.failure_notified
+    ), changes as (
+        select d.organization_id, d.fails_now, 'task' as kind, d.task_id as resource_id,
+               d.name, d.last_id, d.last_error, null::text as url, d.new_failures,
+               d.on_failure, d.on_recovery, d.on_failure_url, d.on_recovery_url
+        from task_decided d
+        where d.fails_now or d.recovers_now
+        union all
+        select d.organization_id, d.fails_now, 'endpoint', d.endpoint_id, d.name, d.last_id,
+               d.last_error, d.last_url, d.new_failures, d.on_failure, d.on_recovery,
+               d.on_failure_url, d.on_recovery_url
+        from endpoint_decided d
+        where d.fails_now or d.recovers_now
     )
     insert into notification_events (organization_id, event, resource_type, resource_id,
                                      resource_name, details)
-    select d.organization_id, 'endpoint.failed', 'endpoint', d.endpoint_id, d.name,
-           jsonb_build_object('execution_id', d.last_id, 'error', d.last_error,
-                              'url', d.last_url, 'consecutive_failures', d.new_failures,
-                              'notify', d.notify_on_failure, 'extra_url', d.on_failure_url)
-    from decided d
-    where d.fails_now;
+    select c.organization_id,
+           c.kind || case when c.fails_now then '.failed' else '.recovered' end,
+           c.kind, c.resource_id, c.name,
+           jsonb_strip_nulls(jsonb_build_object('url', c.url))
+           || jsonb_build_object('execution_id', c.last_id,
+                                 'error', c.last_error,
+                                 'consecutive_failures', c.new_failures,
+                                 'notify', case when c.fails_now then c.on_failure
+                                                else c.on_recovery end,
+                                 'extra_url', case when c.fails_now then c.on_failure_url
+                                                   else c.on_recovery_url end)
+    from changes c;
     return null;
 end
 $$;
-create trigger executions_endpoint_outcomes
-    after update on executions
-    referencing old table as old_rows new table as new_rows
-    for each statement execute function executions_endpoint_outcomes();
 
 -- Live events: 'endpoint.event_received' for each stored event (runlater/store/events.py),
 -- one NOTIFY runlater_events per statement as migration 011 does for tasks.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 TEXT_SHOWN = 64 * 1024  # characters of a text body shown in a page
 HEX_SHOWN = 4 * 1024  # bytes of a binary body shown as a hex dump (about 19 KiB of text)
@@ -56,10 +56,9 @@ def shown_body(body: bytes, is_text: bool) -> ShownBody:
     text = body.decode("utf-8")
     kind: Literal["json", "text"] = "text"
     try:
-        parsed = json.loads(text)
+        parsed: Any = json.loads(text)
     except ValueError:
-        pass
-    else:
-        if isinstance(parsed, dict | list):
-            text, kind = json.dumps(parsed, indent=2, ensure_ascii=False), "json"
+        parsed = None  # not JSON: shown as text
+    if isinstance(parsed, dict | list):
+        text, kind = json.dumps(parsed, indent=2, ensure_ascii=False), "json"
     return ShownBody(kind, text[:TEXT_SHOWN], size, len(text) > TEXT_SHOWN)

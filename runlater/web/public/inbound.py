@@ -18,7 +18,8 @@ from typing import Any, cast
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import hide
 
-from runlater.domain.inbound import client_ip, is_text, parse_trusted_proxies, received_headers
+from runlater.domain.inbound import client_ip, parse_trusted_proxies, received_headers
+from runlater.domain.tasks import is_text
 from runlater.store.inbound import InboundRequest
 from runlater.web.context import services
 from runlater.web.errors import error_response
